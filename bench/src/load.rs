@@ -1,0 +1,302 @@
+//! The closed-loop request engine shared by echo, swap, hostile and smoke: each connection keeps
+//! K requests `{"event":E,"data":{"n":seq}}` in flight and matches replies by `n`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::net::{Ws, close_ws};
+use crate::stats::{Counter, ErrKind, Errors, Frame, Hists, LocalHist, find_num};
+
+pub struct Load {
+    pub event: String,
+    pub inflight: usize,
+    pub base: Instant,
+    /// Replies before this are warmup: not in throughput nor latency.
+    pub measure_start: Instant,
+    /// Hostile with baseline: replies from here on go to phase 1.
+    pub split: Option<Instant>,
+    /// End of the measured window, as nanoseconds after `base`; movable (swap ends early).
+    end_ns: AtomicU64,
+    /// After the end, outstanding replies are awaited this long, then counted missing.
+    pub drain: Duration,
+    pub req_timeout: Duration,
+    pub hists: [Hists; 2],
+    pub ok: [Counter; 2],
+    pub sent: Counter,
+    pub replies: Counter,
+    /// Requests that never got a reply (timed out, or still outstanding at the end).
+    pub missing: Counter,
+    /// Frames that were not replies to our requests (pushes, late replies after a timeout).
+    pub others: Counter,
+    pub errors: Arc<Errors>,
+    pub swap: Option<Arc<SwapWatch>>,
+}
+
+impl Load {
+    pub fn new(event: &str, inflight: usize, warmup: Duration, duration: Duration, errors: Arc<Errors>) -> Self {
+        let base = Instant::now();
+        Self {
+            event: event.to_string(),
+            inflight: inflight.max(1),
+            base,
+            measure_start: base + warmup,
+            split: None,
+            end_ns: AtomicU64::new((warmup + duration).as_nanos() as u64),
+            drain: Duration::from_secs(3),
+            req_timeout: Duration::from_secs(10),
+            hists: [Hists::new(), Hists::new()],
+            ok: Default::default(),
+            sent: Counter::default(),
+            replies: Counter::default(),
+            missing: Counter::default(),
+            others: Counter::default(),
+            errors,
+            swap: None,
+        }
+    }
+    pub fn end(&self) -> Instant {
+        self.base + Duration::from_nanos(self.end_ns.load(Relaxed))
+    }
+    pub fn set_end(&self, t: Instant) {
+        self.end_ns.store(t.saturating_duration_since(self.base).as_nanos() as u64, Relaxed);
+    }
+    /// Length of the measured window of phase `p` (0 = before split / whole window).
+    pub fn window(&self, p: usize) -> Duration {
+        let end = self.end();
+        match (self.split, p) {
+            (None, _) => end.saturating_duration_since(self.measure_start),
+            (Some(s), 0) => s.saturating_duration_since(self.measure_start),
+            (Some(s), _) => end.saturating_duration_since(s),
+        }
+    }
+}
+
+/// Watches reply versions during a module swap: the driver arms it with the version it just
+/// wrote, workers report every successful reply, the first reply of the new version stamps
+/// `seen_ns`, and old-version replies after that count as `stale`.
+pub struct SwapWatch {
+    pub marker: String,
+    base: Instant,
+    /// 0 = not armed, 1 = expecting v1, 2 = expecting v2.
+    expect: AtomicU8,
+    seen_ns: AtomicU64,
+    seen: AtomicBool,
+    pub stale: Counter,
+    pub v1_replies: Counter,
+    pub v2_replies: Counter,
+}
+
+impl SwapWatch {
+    pub fn new(marker: &str) -> Self {
+        Self {
+            marker: marker.to_string(),
+            base: Instant::now(),
+            expect: AtomicU8::new(0),
+            seen_ns: AtomicU64::new(0),
+            seen: AtomicBool::new(false),
+            stale: Counter::default(),
+            v1_replies: Counter::default(),
+            v2_replies: Counter::default(),
+        }
+    }
+    pub fn arm(&self, v2: bool) {
+        self.seen.store(false, Relaxed);
+        self.seen_ns.store(0, Relaxed);
+        self.expect.store(if v2 { 2 } else { 1 }, Relaxed);
+    }
+    /// When the first reply of the armed version was seen.
+    pub fn seen_at(&self) -> Option<Instant> {
+        self.seen
+            .load(std::sync::atomic::Ordering::Acquire)
+            .then(|| self.base + Duration::from_nanos(self.seen_ns.load(Relaxed)))
+    }
+    fn observe(&self, raw: &str, now: Instant) {
+        let v2 = raw.contains(self.marker.as_str());
+        if v2 { &self.v2_replies } else { &self.v1_replies }.add(1);
+        let e = self.expect.load(Relaxed);
+        if e == 0 {
+            return;
+        }
+        if (e == 2) == v2 {
+            if !self.seen.load(Relaxed) {
+                let ns = now.saturating_duration_since(self.base).as_nanos() as u64;
+                // First one wins; the stamp is written before `seen` is published.
+                if self.seen_ns.compare_exchange(0, ns.max(1), Relaxed, Relaxed).is_ok() {
+                    self.seen.store(true, std::sync::atomic::Ordering::Release);
+                }
+            }
+        } else if self.seen.load(Relaxed) {
+            self.stale.add(1);
+        }
+    }
+}
+
+fn request(event: &str, seq: u64) -> Message {
+    Message::text(format!("{{\"event\":\"{event}\",\"data\":{{\"n\":{seq}}}}}"))
+}
+
+/// Runs one connection's closed loop until the end of the window plus drain, then closes it.
+pub async fn echo_worker(mut ws: Ws, id: usize, ld: Arc<Load>) {
+    let mut hist = [LocalHist::new(&ld.hists[0], id), LocalHist::new(&ld.hists[1], id)];
+    let mut ok = [0u64; 2];
+    let (mut sent, mut replies, mut others) = (0u64, 0u64, 0u64);
+    let mut out: VecDeque<(u64, Instant)> = VecDeque::with_capacity(ld.inflight);
+    let mut seq = 0u64;
+    let mut dirty = false; // frames fed but not flushed
+    let mut alive = true;
+
+    'run: {
+        // Fill the window.
+        for _ in 0..ld.inflight {
+            if let Err(e) = ws.feed(request(&ld.event, seq)).await {
+                ld.errors.one(ErrKind::Closed, || format!("send: {e}"));
+                alive = false;
+                break 'run;
+            }
+            out.push_back((seq, Instant::now()));
+            seq += 1;
+            sent += 1;
+        }
+        dirty = true;
+
+        loop {
+            let now = Instant::now();
+            let end = ld.end();
+            let ended = now >= end;
+            if ended && out.is_empty() {
+                break;
+            }
+            // Before waiting: flush, unless a frame is already buffered (batches writes).
+            let next = match ws.next().now_or_never() {
+                Some(m) => Ok(m),
+                None => {
+                    if dirty {
+                        if let Err(e) = ws.flush().await {
+                            ld.errors.one(ErrKind::Closed, || format!("flush: {e}"));
+                            alive = false;
+                            break;
+                        }
+                        dirty = false;
+                    }
+                    let oldest = out.front().map(|x| x.1 + ld.req_timeout).unwrap_or(end + ld.drain);
+                    let deadline = oldest.min(if ended { end + ld.drain } else { end });
+                    tokio::time::timeout_at(deadline.into(), ws.next()).await
+                }
+            };
+            let msg = match next {
+                Err(_) => {
+                    // A deadline: expire requests past their timeout, stop after the drain.
+                    let now = Instant::now();
+                    let mut expired = 0;
+                    while out.front().is_some_and(|x| now >= x.1 + ld.req_timeout) {
+                        out.pop_front();
+                        expired += 1;
+                    }
+                    ld.missing.add(expired);
+                    ld.errors.add(ErrKind::Timeout, expired, || format!("no reply within {:?}", ld.req_timeout));
+                    if now >= end + ld.drain {
+                        let n = out.len() as u64;
+                        ld.missing.add(n);
+                        ld.errors.add(ErrKind::Timeout, n, || "no reply by the end of the drain".into());
+                        out.clear();
+                        break;
+                    }
+                    if now < end {
+                        while out.len() < ld.inflight {
+                            ws.feed(request(&ld.event, seq)).await.ok();
+                            out.push_back((seq, Instant::now()));
+                            seq += 1;
+                            sent += 1;
+                            dirty = true;
+                        }
+                    }
+                    continue;
+                }
+                Ok(None) => {
+                    ld.errors.one(ErrKind::Closed, || "connection closed by the server".into());
+                    alive = false;
+                    break;
+                }
+                Ok(Some(Err(e))) => {
+                    ld.errors.one(ErrKind::Closed, || format!("read: {e}"));
+                    alive = false;
+                    break;
+                }
+                Ok(Some(Ok(m))) => m,
+            };
+            let t = match msg {
+                Message::Text(t) => t,
+                Message::Close(c) => {
+                    ld.errors.one(ErrKind::Closed, || format!("close frame from the server: {c:?}"));
+                    alive = false;
+                    break;
+                }
+                _ => continue, // ping/pong (answered by tungstenite), binary
+            };
+            let now = Instant::now();
+            let Some(f) = Frame::parse(&t) else {
+                ld.errors.one(ErrKind::Other, || format!("bad json: {}", &t[..t.len().min(200)]));
+                continue;
+            };
+            if f.ok() && f.event() != ld.event {
+                others += 1; // a push, not a reply
+                continue;
+            }
+            let idx = match find_num(&t, "n") {
+                Some(n) => out.iter().position(|x| x.0 == n),
+                None if !out.is_empty() => Some(0), // no id in the reply: assume FIFO
+                None => None,
+            };
+            let Some(idx) = idx else {
+                if f.ok() {
+                    others += 1; // late reply to a request already counted as timed out
+                } else {
+                    ld.errors.one(ErrKind::Frame, || t.to_string());
+                }
+                continue;
+            };
+            let (_, t0) = out.remove(idx).unwrap();
+            if !f.ok() {
+                ld.errors.one(ErrKind::Frame, || t.to_string());
+            } else {
+                replies += 1;
+                if now >= ld.measure_start && now < end {
+                    let p = ld.split.map_or(0, |s| (now >= s) as usize);
+                    ok[p] += 1;
+                    hist[p].record(now - t0);
+                }
+                if let Some(sw) = &ld.swap {
+                    sw.observe(&t, now);
+                }
+            }
+            if now < end {
+                if let Err(e) = ws.feed(request(&ld.event, seq)).await {
+                    ld.errors.one(ErrKind::Closed, || format!("send: {e}"));
+                    alive = false;
+                    break;
+                }
+                out.push_back((seq, now));
+                seq += 1;
+                sent += 1;
+                dirty = true;
+            }
+        }
+    }
+    if !alive {
+        ld.missing.add(out.len() as u64);
+    }
+    ld.ok[0].add(ok[0]);
+    ld.ok[1].add(ok[1]);
+    ld.sent.add(sent);
+    ld.replies.add(replies);
+    ld.others.add(others);
+    drop(hist);
+    if alive {
+        close_ws(ws, Duration::from_secs(2)).await;
+    }
+}

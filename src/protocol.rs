@@ -1,0 +1,192 @@
+//! The wire protocol: what a client frame looks like and how server frames are written.
+//!
+//! Owns parsing of client frames (once, borrowing from the received text) and serialisation of
+//! server frames into shareable bytes (once per frame, however many clients receive it).
+//! It must never touch connections or state: it only turns bytes into values and back.
+//! The human-readable contract is `docs/PROTOCOL.md`; keep the two in step.
+
+use std::borrow::Cow;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::Utf8Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// `code` of a success frame (hotgo's convention).
+pub const CODE_OK: i32 = 0;
+/// `code` of every error frame (hotgo's clients test `code != 0`); the finer reason is `kind`.
+pub const CODE_ERROR: i32 = -1;
+
+/// Close codes the server uses. See `docs/PROTOCOL.md`.
+pub mod close {
+    /// Server shutting down.
+    pub const GOING_AWAY: u16 = 1001;
+    /// Rate limit exceeded, or the client could not keep up with its outbound queue.
+    pub const POLICY: u16 = 1008;
+    /// A frame larger than `ws.max_frame_bytes`.
+    pub const TOO_BIG: u16 = 1009;
+    /// The client's outbound queue overflowed (slow reader).
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// No frame and no pong within `ws.heartbeat_timeout_secs`.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4000;
+    /// Kicked through the HTTP API.
+    pub const KICKED: u16 = 4001;
+}
+
+/// The finer reason of an error frame, sent as `"kind"` beside `"code": -1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    BadJson,
+    MissingEvent,
+    UnknownEvent,
+    BinaryFrame,
+    BadRequest,
+    RateLimited,
+    /// The handler itself called `send_error`.
+    Handler,
+    HandlerFailed,
+    HandlerTrapped,
+    HandlerTimeout,
+    MemoryLimit,
+    Busy,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::BadJson => "bad_json",
+            ErrorKind::MissingEvent => "missing_event",
+            ErrorKind::UnknownEvent => "unknown_event",
+            ErrorKind::BinaryFrame => "binary_frame",
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Handler => "handler_error",
+            ErrorKind::HandlerFailed => "handler_failed",
+            ErrorKind::HandlerTrapped => "handler_trapped",
+            ErrorKind::HandlerTimeout => "handler_timeout",
+            ErrorKind::MemoryLimit => "memory_limit",
+            ErrorKind::Busy => "busy",
+        }
+    }
+}
+
+/// A client frame, `{"event": string, "data": any}`, parsed once and borrowed from the text.
+#[derive(Debug, Deserialize)]
+pub struct ClientFrame<'a> {
+    #[serde(borrow, default)]
+    pub event: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub data: Option<&'a RawValue>,
+}
+
+/// Why a client frame could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("malformed JSON: {0}")]
+    BadJson(#[from] serde_json::Error),
+    #[error("missing \"event\"")]
+    MissingEvent,
+}
+
+impl FrameError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            FrameError::BadJson(_) => ErrorKind::BadJson,
+            FrameError::MissingEvent => ErrorKind::MissingEvent,
+        }
+    }
+}
+
+/// Parses a client frame. `data` stays raw JSON text: handlers get it without a re-parse.
+pub fn parse_client_frame(text: &str) -> Result<(Cow<'_, str>, &str), FrameError> {
+    let frame: ClientFrame<'_> = serde_json::from_str(text)?;
+    let event = frame.event.filter(|e| !e.is_empty()).ok_or(FrameError::MissingEvent)?;
+    let data = frame.data.map_or("null", RawValue::get);
+    Ok((event, data))
+}
+
+/// Unix time in seconds, the frames' `timestamp`.
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // serde_json's escaper; writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn finish(mut out: Vec<u8>) -> Utf8Bytes {
+    out.extend_from_slice(b",\"timestamp\":");
+    out.extend_from_slice(itoa::Buffer::new().format(now_secs()).as_bytes());
+    out.push(b'}');
+    // Every piece pushed above is valid UTF-8 (escaped strings, validated raw JSON, digits).
+    match String::from_utf8(out) {
+        Ok(s) => Utf8Bytes::from(s),
+        Err(_) => Utf8Bytes::from_static("{\"event\":\"error\",\"code\":-1}"),
+    }
+}
+
+/// `{"event":E,"code":0,"data":D,"timestamp":T}`. `data` must be valid JSON text (or `None`
+/// to omit it): callers validate guest-supplied JSON before they get here.
+pub fn success_frame(event: &str, data: Option<&str>) -> Utf8Bytes {
+    let mut out = Vec::with_capacity(48 + event.len() + data.map_or(0, str::len));
+    out.extend_from_slice(b"{\"event\":");
+    push_json_str(&mut out, event);
+    out.extend_from_slice(b",\"code\":0");
+    if let Some(d) = data {
+        out.extend_from_slice(b",\"data\":");
+        out.extend_from_slice(d.as_bytes());
+    }
+    finish(out)
+}
+
+/// `{"event":E,"code":-1,"kind":K,"errorMsg":M,"timestamp":T}`.
+pub fn error_frame(event: &str, kind: ErrorKind, msg: &str) -> Utf8Bytes {
+    let mut out = Vec::with_capacity(80 + event.len() + msg.len());
+    out.extend_from_slice(b"{\"event\":");
+    push_json_str(&mut out, event);
+    out.extend_from_slice(b",\"code\":-1,\"kind\":\"");
+    out.extend_from_slice(kind.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"errorMsg\":");
+    push_json_str(&mut out, msg);
+    finish(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_event_and_keeps_data_raw() {
+        let (event, data) = parse_client_frame(r#"{"event":"echo","data":{"a": [1, 2]}}"#).unwrap();
+        assert_eq!(event, "echo");
+        assert_eq!(data, r#"{"a": [1, 2]}"#);
+    }
+
+    #[test]
+    fn absent_data_is_null() {
+        let (_, data) = parse_client_frame(r#"{"event":"ping"}"#).unwrap();
+        assert_eq!(data, "null");
+    }
+
+    #[test]
+    fn missing_or_empty_event_is_an_error() {
+        assert!(matches!(parse_client_frame(r#"{"data":1}"#), Err(FrameError::MissingEvent)));
+        assert!(matches!(parse_client_frame(r#"{"event":""}"#), Err(FrameError::MissingEvent)));
+        assert!(matches!(parse_client_frame("{nope"), Err(FrameError::BadJson(_))));
+    }
+
+    #[test]
+    fn frames_are_valid_json() {
+        let f = success_frame("a\"b", Some("[1]"));
+        let v: serde_json::Value = serde_json::from_str(&f).unwrap();
+        assert_eq!(v["event"], "a\"b");
+        assert_eq!(v["code"], 0);
+        assert_eq!(v["data"], serde_json::json!([1]));
+        let e = error_frame("x", ErrorKind::UnknownEvent, "no \"route\"");
+        let v: serde_json::Value = serde_json::from_str(&e).unwrap();
+        assert_eq!(v["code"], -1);
+        assert_eq!(v["kind"], "unknown_event");
+        assert_eq!(v["errorMsg"], "no \"route\"");
+    }
+}

@@ -1,0 +1,216 @@
+//! Turning a manifest entry into a ready-to-instantiate module.
+//!
+//! Owns compilation (through the engine's on-disk cache), the load-time checks of ABI v1
+//! (version marker, `memory`, `alloc`, handler signatures), capability checks on imports,
+//! the refusal of modules that declare more memory, table or data than their limits, and
+//! linking into an `InstancePre`. It must never run guest code.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, ModuleExport, ValType};
+
+use super::host::{Grant, HostState, IMPORTS, NAMESPACE};
+use super::manifest::{Capability, ModuleSpec};
+
+/// The ABI-version marker export.
+pub const ABI_MARKER: &str = "switchyard_abi_v1";
+/// The WASI preview1 import module.
+pub const WASI_NAMESPACE: &str = "wasi_snapshot_preview1";
+/// Largest module file accepted.
+pub const MAX_MODULE_BYTES: usize = 64 * 1024 * 1024;
+const WASM_PAGE: u64 = 64 * 1024;
+
+/// A compiled, validated, linked module version.
+pub struct LoadedModule {
+    pub name: String,
+    pub spec: ModuleSpec,
+    /// sha256 of the file, hex.
+    pub hash: String,
+    pub pre: InstancePre<HostState>,
+    pub memory: ModuleExport,
+    pub alloc: ModuleExport,
+    /// Handler exports by name, pre-resolved so a call does no string lookup.
+    pub exports: HashMap<String, ModuleExport>,
+}
+
+/// Reads a module file and hashes it.
+pub fn read(spec: &ModuleSpec) -> Result<(Vec<u8>, String), String> {
+    let bytes = std::fs::read(&spec.path).map_err(|e| format!("cannot read {}: {e}", spec.path.display()))?;
+    if bytes.len() > MAX_MODULE_BYTES {
+        return Err(format!("{} is {} bytes; the limit is {MAX_MODULE_BYTES}", spec.path.display(), bytes.len()));
+    }
+    let hash = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    Ok((bytes, hash))
+}
+
+/// Compiles and checks one module against ABI v1, its grants and its limits, then links it.
+/// `handler_exports` are the exports the manifest routes to it.
+pub fn load(
+    engine: &Engine,
+    linker: &Linker<HostState>,
+    name: &str,
+    spec: &ModuleSpec,
+    bytes: &[u8],
+    hash: String,
+    handler_exports: &[&str],
+) -> Result<LoadedModule, String> {
+    let path = spec.path.display().to_string();
+    let is_text = Path::new(&spec.path).extension().is_some_and(|e| e == "wat");
+    let binary;
+    let wasm: &[u8] = if is_text {
+        binary = wat::parse_bytes(bytes).map_err(|e| format!("{path}: invalid WAT: {e}"))?;
+        &binary
+    } else {
+        bytes
+    };
+    check_sizes(name, spec, wasm).map_err(|e| format!("{path}: {e}"))?;
+    let module = Module::new(engine, wasm).map_err(|e| format!("{path}: does not compile: {e:#}"))?;
+
+    // ABI v1 exports.
+    if !matches!(module.get_export(ABI_MARKER), Some(ExternType::Func(_))) {
+        return Err(format!(
+            "{path}: no \"{ABI_MARKER}\" export: this is not a Switchyard ABI v1 module (see docs/ABI.md; the SDKs add it for you)"
+        ));
+    }
+    if !matches!(module.get_export("memory"), Some(ExternType::Memory(_))) {
+        return Err(format!("{path}: must export its linear memory as \"memory\""));
+    }
+    match module.get_export("alloc") {
+        Some(ExternType::Func(f)) if sig_is(&f, 1) => {}
+        _ => return Err(format!("{path}: must export \"alloc\" of type (i32) -> i32")),
+    }
+    let mut exports = HashMap::new();
+    for e in handler_exports {
+        match module.get_export(e) {
+            Some(ExternType::Func(f)) if sig_is(&f, 2) => {}
+            Some(_) => {
+                return Err(format!(
+                    "{path}: export \"{e}\" of module \"{name}\" must be a function (i32, i32) -> i32"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "{path}: module \"{name}\" has no export \"{e}\" that a route names: export it, or fix the route's export"
+                ));
+            }
+        }
+        exports.insert((*e).to_string(), module.get_export_index(e).ok_or("export index")?);
+    }
+
+    // Imports: deny by default.
+    for imp in module.imports() {
+        let (ns, field) = (imp.module(), imp.name());
+        if ns == WASI_NAMESPACE {
+            if !spec.has(Capability::Wasi) {
+                return Err(format!(
+                    "{path}: imports {ns}::{field} but module \"{name}\" is not granted WASI: add \"wasi\" to modules.{name}.capabilities, or build without WASI"
+                ));
+            }
+            continue;
+        }
+        let known = if ns == NAMESPACE { IMPORTS.iter().find(|(n, _, _)| *n == field) } else { None };
+        let Some((_, params, grant)) = known else {
+            return Err(format!("{path}: imports unknown function {ns}::{field}; ABI v1 provides only \"{NAMESPACE}\" functions (docs/ABI.md)"));
+        };
+        match imp.ty() {
+            ExternType::Func(f) if f.params().len() == *params && f.params().all(|p| matches!(p, ValType::I32)) => {}
+            _ => return Err(format!("{path}: import {ns}::{field} must have {params} i32 parameters and an i32 result")),
+        }
+        let granted = match grant {
+            Grant::Always => true,
+            Grant::Tags => !spec.tags.is_empty(),
+            Grant::Cap(c) => spec.has(*c),
+        };
+        if !granted {
+            let how = match grant {
+                Grant::Tags => format!("tag patterns in modules.{name}.tags"),
+                Grant::Cap(c) => format!("\"{}\" in modules.{name}.capabilities", cap_name(*c)),
+                Grant::Always => unreachable!(),
+            };
+            return Err(format!("{path}: imports {ns}::{field}, which module \"{name}\" is not granted: add {how}"));
+        }
+    }
+
+    let pre = linker.instantiate_pre(&module).map_err(|e| format!("{path}: cannot link: {e:#}"))?;
+    Ok(LoadedModule {
+        name: name.to_string(),
+        spec: spec.clone(),
+        hash,
+        pre,
+        memory: module.get_export_index("memory").ok_or("memory index")?,
+        alloc: module.get_export_index("alloc").ok_or("alloc index")?,
+        exports,
+    })
+}
+
+fn cap_name(c: Capability) -> &'static str {
+    match c {
+        Capability::SendToUser => "send_to_user",
+        Capability::SendToClient => "send_to_client",
+        Capability::SendToAll => "send_to_all",
+        Capability::Claims => "claims",
+        Capability::Wasi => "wasi",
+    }
+}
+
+fn sig_is(f: &wasmtime::FuncType, params: usize) -> bool {
+    f.params().len() == params
+        && f.params().all(|p| matches!(p, ValType::I32))
+        && f.results().len() == 1
+        && f.results().all(|r| matches!(r, ValType::I32))
+}
+
+/// Refuses, before compiling, modules whose declared memory, tables or data exceed the limits,
+/// so nothing is reserved for them.
+fn check_sizes(name: &str, spec: &ModuleSpec, wasm: &[u8]) -> Result<(), String> {
+    use wasmtime::wasmparser::{Parser, Payload};
+    let cap = spec.limits.memory_mib * 1024 * 1024;
+    let mut data_bytes: u64 = 0;
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(|e| format!("invalid module: {e}"))? {
+            Payload::MemorySection(r) => {
+                for m in r {
+                    let m = m.map_err(|e| format!("invalid memory section: {e}"))?;
+                    if m.memory64 || m.shared {
+                        return Err("64-bit and shared memories are not supported".into());
+                    }
+                    let initial = m.initial.saturating_mul(WASM_PAGE);
+                    if initial > cap {
+                        return Err(format!(
+                            "declares {} MiB of initial memory; module \"{name}\" is limited to {} MiB (modules.{name}.limits.memory_mib)",
+                            initial / (1024 * 1024),
+                            spec.limits.memory_mib
+                        ));
+                    }
+                }
+            }
+            Payload::TableSection(r) => {
+                for t in r {
+                    let t = t.map_err(|e| format!("invalid table section: {e}"))?;
+                    if t.ty.initial > u64::from(spec.limits.max_table_elements) {
+                        return Err(format!(
+                            "declares a table of {} elements; the limit is {} (modules.{name}.limits.max_table_elements)",
+                            t.ty.initial, spec.limits.max_table_elements
+                        ));
+                    }
+                }
+            }
+            Payload::DataSection(r) => {
+                for d in r {
+                    let d = d.map_err(|e| format!("invalid data section: {e}"))?;
+                    data_bytes += d.data.len() as u64;
+                }
+                if data_bytes > cap {
+                    return Err(format!(
+                        "carries {data_bytes} bytes of data segments, more than its {} MiB memory limit",
+                        spec.limits.memory_mib
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

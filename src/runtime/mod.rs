@@ -1,0 +1,457 @@
+//! The WebAssembly runtime: one `Engine`, the live route table, and the handler call.
+//!
+//! Owns the wasmtime lifecycle (`Engine` once, `Module` + `InstancePre` per module version,
+//! a `Store` and instance per event), the epoch ticker that enforces deadlines, and the
+//! atomic route table that hot swaps replace. It must never block a tokio worker: calls run
+//! as async wasmtime calls that yield at every epoch tick, and compilation runs on the
+//! blocking pool.
+
+pub mod host;
+pub mod loader;
+pub mod manifest;
+mod watch;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, Linker, ModuleExport, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
+
+use crate::config::RuntimeConfig;
+use crate::metrics::Metrics;
+use crate::protocol::ErrorKind;
+use crate::registry::{ClientHandle, Registry};
+use host::HostState;
+use loader::LoadedModule;
+use manifest::Manifest;
+
+/// One routed event: which module version, which export.
+#[derive(Clone)]
+struct Route {
+    module: Arc<LoadedModule>,
+    export: ModuleExport,
+}
+
+/// Everything a hot swap replaces at once.
+#[derive(Default)]
+struct RouteTable {
+    routes: HashMap<Box<str>, Route>,
+    modules: BTreeMap<String, Arc<LoadedModule>>,
+}
+
+/// What `GET /admin/modules` shows of a module.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ModuleStatus {
+    pub name: String,
+    pub path: String,
+    /// sha256 of the serving version.
+    pub hash: Option<String>,
+    /// Increments at every new version swapped in.
+    pub generation: u64,
+    /// Unix seconds when the serving version was loaded.
+    pub loaded_at: Option<u64>,
+    /// The last failed load; the previous version keeps serving.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<u64>,
+    pub routes: Vec<String>,
+}
+
+/// What `GET /admin/modules` and `POST /admin/reload` return.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RuntimeStatus {
+    pub manifest: String,
+    /// The last manifest-level error (parse, unknown module, namespace); the previous table
+    /// keeps serving.
+    pub manifest_error: Option<String>,
+    pub modules: Vec<ModuleStatus>,
+}
+
+/// How a handler call ended badly; each becomes an error frame for the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("unknown event")]
+    UnknownEvent,
+    #[error("handler failed with status {0}")]
+    Failed(i32),
+    #[error("handler trapped: {0}")]
+    Trapped(String),
+    #[error("handler timeout")]
+    Timeout,
+    #[error("handler fuel exhausted")]
+    Fuel,
+    #[error("memory limit")]
+    MemoryLimit,
+    #[error("server busy: no handler instance available")]
+    Busy,
+}
+
+impl CallError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CallError::UnknownEvent => ErrorKind::UnknownEvent,
+            CallError::Failed(_) => ErrorKind::HandlerFailed,
+            CallError::Trapped(_) => ErrorKind::HandlerTrapped,
+            CallError::Timeout | CallError::Fuel => ErrorKind::HandlerTimeout,
+            CallError::MemoryLimit => ErrorKind::MemoryLimit,
+            CallError::Busy => ErrorKind::Busy,
+        }
+    }
+}
+
+/// Stops the epoch ticker thread when the runtime goes away.
+struct Ticker(Arc<AtomicBool>);
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    wasi_linker: Linker<HostState>,
+    table: ArcSwap<RouteTable>,
+    status: Mutex<RuntimeStatus>,
+    reload_lock: tokio::sync::Mutex<()>,
+    registry: Arc<Registry>,
+    manifest_path: PathBuf,
+    fuel: bool,
+    _ticker: Ticker,
+}
+
+fn unix_now() -> u64 {
+    crate::protocol::now_secs()
+}
+
+impl Runtime {
+    /// Builds the engine and loads the manifest. Any error at startup is fatal and names the
+    /// file, the route and the fix.
+    pub fn new(cfg: &RuntimeConfig, registry: Arc<Registry>) -> anyhow::Result<Arc<Self>> {
+        let mut wcfg = wasmtime::Config::new();
+        wcfg.epoch_interruption(true);
+        wcfg.consume_fuel(cfg.fuel);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_core_instances(cfg.max_instances)
+            .total_memories(cfg.max_instances)
+            .total_tables(cfg.max_instances)
+            .total_stacks(cfg.max_instances)
+            .max_memory_size((cfg.max_memory_mib as usize) * 1024 * 1024);
+        wcfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if let Some(dir) = &cfg.cache_dir {
+            let mut cc = wasmtime::CacheConfig::new();
+            cc.with_directory(dir);
+            match wasmtime::Cache::new(cc) {
+                Ok(cache) => {
+                    wcfg.cache(Some(cache));
+                }
+                Err(e) => tracing::warn!(dir = %dir.display(), "compiled-module cache disabled: {e:#}"),
+            }
+        }
+        let engine = Engine::new(&wcfg)?;
+
+        let mut linker = Linker::new(&engine);
+        host::add_to_linker(&mut linker)?;
+        let mut wasi_linker = linker.clone();
+        wasmtime_wasi::p1::add_to_linker_async(&mut wasi_linker, |s: &mut HostState| {
+            s.wasi.as_mut().expect("WASI context exists for every module linked with WASI")
+        })?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let (engine, stop, tick) = (engine.clone(), stop.clone(), Duration::from_millis(cfg.epoch_tick_ms.max(1)));
+            std::thread::Builder::new().name("switchyard-epoch".into()).spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    engine.increment_epoch();
+                }
+            })?;
+        }
+
+        let rt = Arc::new(Self {
+            engine,
+            linker,
+            wasi_linker,
+            table: ArcSwap::from_pointee(RouteTable::default()),
+            status: Mutex::new(RuntimeStatus::default()),
+            reload_lock: tokio::sync::Mutex::new(()),
+            registry,
+            manifest_path: cfg.manifest.clone(),
+            fuel: cfg.fuel,
+            _ticker: Ticker(stop),
+        });
+        let errors = rt.load_blocking(true);
+        if !errors.is_empty() {
+            anyhow::bail!("cannot load handlers:\n  {}", errors.join("\n  "));
+        }
+        Ok(rt)
+    }
+
+    /// Watches the manifest and modules; on change, reloads off the hot path.
+    pub fn watch(self: &Arc<Self>, debounce: Duration) -> anyhow::Result<()> {
+        watch::spawn(self.clone(), debounce)
+    }
+
+    pub fn manifest_path(&self) -> &std::path::Path {
+        &self.manifest_path
+    }
+
+    /// Files whose change triggers a reload: the manifest and every module file.
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.manifest_path.clone()];
+        if let Ok(st) = self.status.lock() {
+            files.extend(st.modules.iter().map(|m| PathBuf::from(&m.path)));
+        }
+        files
+    }
+
+    /// Reloads the manifest and changed modules, then swaps the route table atomically.
+    /// Events already running finish on the old version. Returns the status afterwards.
+    pub async fn reload(self: &Arc<Self>) -> RuntimeStatus {
+        let _serial = self.reload_lock.lock().await;
+        let rt = self.clone();
+        match tokio::task::spawn_blocking(move || rt.load_blocking(false)).await {
+            Ok(_) => {}
+            Err(e) => tracing::error!("reload task failed: {e}"),
+        }
+        self.status()
+    }
+
+    pub fn status(&self) -> RuntimeStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Loads everything; returns the errors. At startup any error is fatal; on reload each
+    /// failing module keeps its previous version and a failing manifest keeps the whole table.
+    fn load_blocking(&self, startup: bool) -> Vec<String> {
+        let metrics = &self.registry.metrics;
+        let manifest = match Manifest::load(&self.manifest_path) {
+            Ok(m) => m,
+            Err(e) => {
+                let msg = e.to_string();
+                tracing::error!("manifest not loaded, previous handlers keep serving: {msg}");
+                if let Ok(mut st) = self.status.lock() {
+                    st.manifest = self.manifest_path.display().to_string();
+                    st.manifest_error = Some(msg.clone());
+                }
+                Metrics::inc(&metrics.reload_failures_total);
+                return vec![msg];
+            }
+        };
+        let old = self.table.load_full();
+        let mut old_status: HashMap<String, ModuleStatus> = self
+            .status
+            .lock()
+            .map(|s| s.modules.iter().map(|m| (m.name.clone(), m.clone())).collect())
+            .unwrap_or_default();
+
+        let mut errors = Vec::new();
+        let mut modules = BTreeMap::new();
+        let mut statuses = Vec::new();
+        let mut changed = false;
+        for (name, spec) in &manifest.modules {
+            let exports: Vec<&str> =
+                manifest.routes.iter().filter(|r| &r.module == name).map(|r| r.export.as_str()).collect();
+            let mut status = old_status.remove(name).unwrap_or_default();
+            status.name = name.clone();
+            status.path = spec.path.display().to_string();
+            status.routes =
+                manifest.routes.iter().filter(|r| &r.module == name).map(|r| r.event.clone()).collect();
+            let prev = old.modules.get(name);
+            let loaded = loader::read(spec).and_then(|(bytes, hash)| {
+                if let Some(p) = prev.filter(|p| p.hash == hash && p.spec == *spec) {
+                    return Ok(p.clone());
+                }
+                if spec.limits.fuel.is_some() && !self.fuel {
+                    return Err(format!(
+                        "modules.{name}.limits.fuel needs fuel metering: set runtime.fuel = true in the server config"
+                    ));
+                }
+                let linker = if spec.has(manifest::Capability::Wasi) { &self.wasi_linker } else { &self.linker };
+                loader::load(&self.engine, linker, name, spec, &bytes, hash, &exports).map(Arc::new)
+            });
+            match loaded {
+                Ok(m) => {
+                    if prev.is_none_or(|p| !Arc::ptr_eq(p, &m)) {
+                        changed = true;
+                        status.generation += 1;
+                        status.loaded_at = Some(unix_now());
+                        status.hash = Some(m.hash.clone());
+                        status.last_error = None;
+                        status.last_error_at = None;
+                        tracing::info!(module = %name, hash = %&m.hash[..12], generation = status.generation, "module loaded");
+                    }
+                    modules.insert(name.clone(), m);
+                }
+                Err(msg) => {
+                    tracing::error!(module = %name, "module not loaded{}: {msg}", if prev.is_some() { ", previous version keeps serving" } else { "" });
+                    Metrics::inc(&metrics.reload_failures_total);
+                    status.last_error = Some(msg.clone());
+                    status.last_error_at = Some(unix_now());
+                    errors.push(msg);
+                    if let Some(p) = prev {
+                        modules.insert(name.clone(), p.clone());
+                    }
+                }
+            }
+            statuses.push(status);
+        }
+
+        let mut routes = HashMap::new();
+        for r in &manifest.routes {
+            let export = modules.get(&r.module).and_then(|m| m.exports.get(&r.export).map(|e| (m.clone(), *e)));
+            match export {
+                Some((module, export)) => {
+                    routes.insert(r.event.clone().into_boxed_str(), Route { module, export });
+                }
+                None => {
+                    if let Some(prev) = old.routes.get(r.event.as_str()) {
+                        routes.insert(r.event.clone().into_boxed_str(), prev.clone());
+                    }
+                    if modules.contains_key(&r.module) {
+                        let msg = format!(
+                            "route \"{}\": the serving version of module \"{}\" has no export \"{}\"",
+                            r.event, r.module, r.export
+                        );
+                        tracing::error!("{msg}");
+                        errors.push(msg);
+                    }
+                }
+            }
+        }
+        if startup && !errors.is_empty() {
+            return errors;
+        }
+        changed |= routes.len() != old.routes.len()
+            || routes.iter().any(|(k, v)| old.routes.get(k).is_none_or(|o| !Arc::ptr_eq(&o.module, &v.module)));
+        self.table.store(Arc::new(RouteTable { routes, modules }));
+        if let Ok(mut st) = self.status.lock() {
+            st.manifest = self.manifest_path.display().to_string();
+            st.manifest_error = None;
+            st.modules = statuses;
+        }
+        if changed && !startup {
+            Metrics::inc(&metrics.reloads_total);
+            tracing::info!("handlers swapped");
+        }
+        errors
+    }
+
+    /// Whether an event has a route (used to answer unknown events without a call).
+    pub fn has_route(&self, event: &str) -> bool {
+        self.table.load().routes.contains_key(event)
+    }
+
+    /// The hot path: one event, one fresh instance, one call. Replies go straight to the
+    /// client's queue from the host functions.
+    pub async fn call(&self, client: &Arc<ClientHandle>, event: &str, data: &str) -> Result<(), CallError> {
+        let route = match self.table.load().routes.get(event) {
+            Some(r) => r.clone(),
+            None => return Err(CallError::UnknownEvent),
+        };
+        let metrics = &self.registry.metrics;
+        Metrics::inc(&metrics.handler_calls_total);
+        let module = route.module.clone();
+        let mut store = Store::new(&self.engine, HostState::new(client.clone(), self.registry.clone(), module.clone()));
+        store.limiter(|s| s);
+        store.set_epoch_deadline(1);
+        // Yield to the scheduler at every tick; stop the call at its deadline.
+        store.epoch_deadline_callback(|ctx| {
+            if std::time::Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        if let Some(fuel) = module.spec.limits.fuel {
+            let _ = store.set_fuel(fuel);
+        }
+
+        let result = run(&mut store, &route, event, data, client).await;
+        store.data().flush_wasi_output();
+        let err = match result {
+            Ok(0) => return Ok(()),
+            Ok(status) => {
+                Metrics::inc(&metrics.handler_failures_total);
+                CallError::Failed(status)
+            }
+            Err(e) => {
+                let state = store.data();
+                let trap = e.downcast_ref::<Trap>().copied();
+                if state.memory_limit_hit {
+                    Metrics::inc(&metrics.handler_memory_limit_total);
+                    CallError::MemoryLimit
+                } else if trap == Some(Trap::Interrupt) {
+                    Metrics::inc(&metrics.handler_timeouts_total);
+                    CallError::Timeout
+                } else if trap == Some(Trap::OutOfFuel) {
+                    Metrics::inc(&metrics.handler_timeouts_total);
+                    CallError::Fuel
+                } else if trap.is_none() && format!("{e:#}").contains("maximum concurrent") {
+                    CallError::Busy
+                } else {
+                    Metrics::inc(&metrics.handler_traps_total);
+                    CallError::Trapped(trap.map_or_else(|| format!("{e:#}"), |t| t.to_string()))
+                }
+            }
+        };
+        tracing::warn!(module = %module.name, event, client = %client.id_str, "{err}");
+        Err(err)
+    }
+}
+
+/// Instantiates, writes the request with one copy, and calls the export.
+async fn run(
+    store: &mut Store<HostState>,
+    route: &Route,
+    event: &str,
+    data: &str,
+    client: &ClientHandle,
+) -> anyhow::Result<i32> {
+    let m = &route.module;
+    let instance = m.pre.instantiate_async(&mut *store).await?;
+    let memory = host::memory_of(instance.get_module_export(&mut *store, &m.memory))
+        .ok_or_else(|| anyhow::anyhow!("no memory export"))?;
+    store.data_mut().memory = Some(memory);
+    let alloc = instance
+        .get_module_export(&mut *store, &m.alloc)
+        .and_then(|e| e.into_func())
+        .ok_or_else(|| anyhow::anyhow!("no alloc export"))?
+        .typed::<i32, i32>(&*store)?;
+    let handler = instance
+        .get_module_export(&mut *store, &route.export)
+        .and_then(|e| e.into_func())
+        .ok_or_else(|| anyhow::anyhow!("no handler export"))?
+        .typed::<(i32, i32), i32>(&*store)?;
+
+    let (client_id, user) = (client.id_str.as_bytes(), client.identity.user.as_bytes());
+    let fields: [&[u8]; 4] = [event.as_bytes(), data.as_bytes(), client_id, user];
+    let len: usize = 20 + fields.iter().map(|f| f.len()).sum::<usize>();
+    let len_i32 = i32::try_from(len)?;
+    let ptr = alloc.call_async(&mut *store, len_i32).await?;
+    let start = ptr as u32 as usize;
+    let buf = start
+        .checked_add(len)
+        .and_then(|end| memory.data_mut(&mut *store).get_mut(start..end))
+        .filter(|_| ptr != 0);
+    let Some(buf) = buf else {
+        // alloc could not provide the bytes: the guest is out of memory.
+        store.data_mut().memory_limit_hit = true;
+        anyhow::bail!("alloc({len}) returned no usable memory");
+    };
+    buf[..4].copy_from_slice(&1u32.to_le_bytes());
+    let mut at = 20;
+    for (i, f) in fields.iter().enumerate() {
+        buf[4 + i * 4..8 + i * 4].copy_from_slice(&(f.len() as u32).to_le_bytes());
+        buf[at..at + f.len()].copy_from_slice(f);
+        at += f.len();
+    }
+    handler.call_async(&mut *store, (ptr, len_i32)).await
+}

@@ -1,0 +1,269 @@
+//! One WebSocket connection from upgrade to close: the hot path.
+//!
+//! Owns the connection task: read a frame, parse it once, answer built-ins (`ping`, `join`,
+//! `quit`) or call the handler, and write queued frames in batches. It also enforces the
+//! per-connection rate limit, the frame size limit, the write deadline and the heartbeat.
+//! It must never hold a lock across an `.await` and never block: handler calls are async and
+//! every send goes through the client's bounded queue.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::SinkExt;
+use serde::Deserialize;
+
+use crate::metrics::Metrics;
+use crate::protocol::{self, ErrorKind, close};
+use crate::registry::{ClientHandle, Outbox, unix_ms};
+use crate::runtime::CallError;
+use crate::server::AppState;
+
+/// Frames written per flush at most, so one busy client cannot monopolise its task.
+const WRITE_BATCH: usize = 64;
+/// How long the goodbye (queued frames + close frame) may take.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Token bucket for the per-connection rate limit.
+struct RateLimit {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    fn new(rate: u32, burst: u32) -> Option<Self> {
+        (rate > 0).then(|| {
+            let burst = f64::from(burst.max(rate));
+            Self { rate: f64::from(rate), burst, tokens: burst, last: Instant::now() }
+        })
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Why a connection ended, for the disconnect log line.
+enum End {
+    /// We close with this code.
+    Close(u16, &'static str),
+    /// The peer went away (close frame, EOF or I/O error).
+    Peer(String),
+}
+
+/// Runs a connection until it ends, then removes the client from every index.
+pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<ClientHandle>, mut outbox: Outbox) {
+    let ws = &state.config.ws;
+    let metrics = &state.registry.metrics;
+    tracing::info!(client = %client.id_str, user = %client.identity.user, ip = %client.ip, "connected");
+    let welcome = serde_json::json!({"id": &*client.id_str, "user": &*client.identity.user}).to_string();
+    client.send(protocol::success_frame("connected", Some(&welcome)));
+
+    let timeout_ms = ws.heartbeat_timeout_secs.saturating_mul(1000).max(1);
+    let ping_every = Duration::from_secs(ws.ping_interval_secs.max(1));
+    let check_every = Duration::from_millis((timeout_ms / 4).clamp(50, ping_every.as_millis() as u64));
+    let mut heartbeat = tokio::time::interval(check_every);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_ping = Instant::now();
+    let write_timeout = Duration::from_millis(ws.write_timeout_ms.max(1));
+    let mut rate = RateLimit::new(ws.rate_per_sec, ws.rate_burst);
+
+    let end = loop {
+        tokio::select! {
+            biased;
+            code = client.closed() => break End::Close(code, close_reason(code)),
+            msg = socket.recv() => {
+                let msg = match msg {
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) => {
+                        if is_too_big(&e) {
+                            Metrics::inc(&metrics.oversized_frames_total);
+                            break End::Close(close::TOO_BIG, "frame too large");
+                        }
+                        break End::Peer(format!("read error: {e}"));
+                    }
+                    None => break End::Peer("connection closed".into()),
+                };
+                client.touch();
+                match msg {
+                    Message::Text(text) => {
+                        Metrics::inc(&metrics.frames_in_total);
+                        if let Some(r) = rate.as_mut().filter(|r| !r.allow()) {
+                            Metrics::inc(&metrics.rate_limited_total);
+                            let msg = format!("rate limit exceeded: at most {} frames/s", r.rate);
+                            client.send(protocol::error_frame("error", ErrorKind::RateLimited, &msg));
+                            break End::Close(close::POLICY, "rate limit exceeded");
+                        }
+                        handle_text(&state, &client, &text).await;
+                    }
+                    Message::Binary(_) => {
+                        Metrics::inc(&metrics.protocol_errors_total);
+                        client.send(protocol::error_frame(
+                            "error",
+                            ErrorKind::BinaryFrame,
+                            "binary frames are not supported; send JSON text frames",
+                        ));
+                    }
+                    Message::Close(_) => break End::Peer("client closed".into()),
+                    Message::Ping(_) | Message::Pong(_) => {}
+                }
+            }
+            Some(first) = outbox.rx.recv() => {
+                let write = write_batch(&mut socket, &client, first, &mut outbox);
+                tokio::select! {
+                    r = tokio::time::timeout(write_timeout, write) => match r {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => break End::Peer(format!("write error: {e}")),
+                        Err(_) => {
+                            Metrics::inc(&metrics.slow_consumers_total);
+                            break End::Close(close::POLICY, "write timeout");
+                        }
+                    },
+                    code = client.closed() => break End::Close(code, close_reason(code)),
+                }
+            }
+            _ = heartbeat.tick() => {
+                if unix_ms().saturating_sub(client.last_seen_ms()) > timeout_ms {
+                    Metrics::inc(&metrics.heartbeat_timeouts_total);
+                    break End::Close(close::HEARTBEAT_TIMEOUT, "heartbeat timeout");
+                }
+                if last_ping.elapsed() >= ping_every {
+                    last_ping = Instant::now();
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        break End::Peer("ping failed".into());
+                    }
+                }
+            }
+        }
+    };
+
+    // Remove first so nothing new is queued to a closing client.
+    state.registry.unregister(&client);
+    let reason = match &end {
+        End::Close(code, reason) => {
+            let goodbye = async {
+                // Deliver what was queued (an error frame explaining the close, say), then close.
+                while let Ok(f) = outbox.rx.try_recv() {
+                    socket.feed(Message::Text(f)).await?;
+                }
+                let frame = CloseFrame { code: *code, reason: Utf8Bytes::from_static(reason) };
+                socket.send(Message::Close(Some(frame))).await
+            };
+            let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
+            format!("{reason} ({code})")
+        }
+        End::Peer(why) => why.clone(),
+    };
+    tracing::info!(client = %client.id_str, user = %client.identity.user, reason = %reason, "disconnected");
+}
+
+fn close_reason(code: u16) -> &'static str {
+    match code {
+        close::GOING_AWAY => "server shutting down",
+        close::TRY_AGAIN_LATER => "outbound queue full",
+        close::KICKED => "kicked",
+        close::POLICY => "policy violation",
+        _ => "closed by server",
+    }
+}
+
+fn is_too_big(e: &axum::Error) -> bool {
+    use std::error::Error as _;
+    let mut src = e.source();
+    while let Some(s) = src {
+        if let Some(t) = s.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
+            return matches!(t, tokio_tungstenite::tungstenite::Error::Capacity(_));
+        }
+        src = s.source();
+    }
+    false
+}
+
+/// Writes `first` and whatever else is queued, then flushes once.
+async fn write_batch(
+    socket: &mut WebSocket,
+    client: &ClientHandle,
+    first: Utf8Bytes,
+    outbox: &mut Outbox,
+) -> Result<(), axum::Error> {
+    let mut bytes = first.len();
+    socket.feed(Message::Text(first)).await?;
+    for _ in 1..WRITE_BATCH {
+        match outbox.rx.try_recv() {
+            Ok(f) => {
+                bytes += f.len();
+                socket.feed(Message::Text(f)).await?;
+            }
+            Err(_) => break,
+        }
+    }
+    socket.flush().await?;
+    client.dequeued(bytes);
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct TagRequest<'a> {
+    #[serde(borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// One client frame: built-in events here, everything else to the handler.
+async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str) {
+    let metrics = &state.registry.metrics;
+    let (event, data) = match protocol::parse_client_frame(text) {
+        Ok(f) => f,
+        Err(e) => {
+            Metrics::inc(&metrics.protocol_errors_total);
+            client.send(protocol::error_frame("error", e.kind(), &e.to_string()));
+            return;
+        }
+    };
+    match &*event {
+        "ping" => {
+            client.send(protocol::success_frame("ping", None));
+        }
+        "join" | "quit" => {
+            let tag = serde_json::from_str::<TagRequest<'_>>(data).ok().and_then(|r| r.id).filter(|t| !t.is_empty());
+            let Some(tag) = tag else {
+                client.send(protocol::error_frame(&event, ErrorKind::BadRequest, "expected data {\"id\": \"<tag>\"}"));
+                return;
+            };
+            if event == "join" {
+                if !state.config.ws.client_join.iter().any(|p| crate::runtime::manifest::tag_matches(p, &tag)) {
+                    client.send(protocol::error_frame(&event, ErrorKind::BadRequest, "this tag cannot be joined by clients"));
+                    return;
+                }
+                if let Err(e) = state.registry.join(client, &tag) {
+                    client.send(protocol::error_frame(&event, ErrorKind::BadRequest, &e.to_string()));
+                    return;
+                }
+            } else {
+                state.registry.quit(client, &tag);
+            }
+            let tags = serde_json::to_string(&client.tags()).unwrap_or_else(|_| "[]".into());
+            client.send(protocol::success_frame(&event, Some(&tags)));
+        }
+        _ => match state.runtime.call(client, &event, data).await {
+            Ok(()) => {}
+            Err(CallError::UnknownEvent) => {
+                Metrics::inc(&metrics.protocol_errors_total);
+                let msg = format!("unknown event \"{event}\"");
+                client.send(protocol::error_frame(&event, ErrorKind::UnknownEvent, &msg));
+            }
+            Err(e) => {
+                client.send(protocol::error_frame(&event, e.kind(), &e.to_string()));
+            }
+        },
+    }
+}

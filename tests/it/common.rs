@@ -1,0 +1,221 @@
+//! Test harness: a real server on an ephemeral port, real WebSocket and HTTP clients, real
+//! wasm modules (WAT written here, or built from source by the languages' build scripts).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use switchyard::auth::Authenticator;
+use switchyard::config::{Config, DEV_API_KEY};
+use switchyard::server::Server;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// WAT test modules live in `tests/wat/`.
+pub fn wat(name: &str) -> String {
+    std::fs::read_to_string(repo().join("tests/wat").join(name)).unwrap_or_else(|e| panic!("tests/wat/{name}: {e}"))
+}
+
+/// Runs a build script once per test run (e.g. `handlers/build.sh`), failing loudly.
+pub fn build_once(script: &str) -> PathBuf {
+    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, bool>>> = OnceLock::new();
+    let map = BUILT.get_or_init(Default::default);
+    let mut done = map.lock().unwrap_or_else(|e| e.into_inner());
+    let path = repo().join(script);
+    if !done.contains_key(script) {
+        let out = std::process::Command::new("bash").arg(&path).output().expect("running build script");
+        assert!(
+            out.status.success(),
+            "{script} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        done.insert(script.to_string(), true);
+    }
+    path.parent().unwrap().join("build")
+}
+
+/// The echo module of ABI.md plus a failing export, used by the host tests.
+pub const ECHO_MANIFEST: &str = r#"
+[modules.echo]
+path = "echo.wat"
+prefixes = ["echo", "fail"]
+
+[[routes]]
+event = "echo"
+module = "echo"
+export = "echo"
+
+[[routes]]
+event = "fail"
+module = "echo"
+export = "fail"
+"#;
+
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub addr: std::net::SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub auth: Authenticator,
+    pub http: reqwest::Client,
+}
+
+/// Defaults for tests: ephemeral port, no rate limit unless a test sets one.
+pub fn test_config(dir: &Path) -> Config {
+    let mut c = Config::default();
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.ws.rate_per_sec = 0;
+    c.runtime.manifest = dir.join("switchyard.toml");
+    c.runtime.cache_dir = Some(dir.join("cache"));
+    c.runtime.watch_debounce_ms = 20;
+    c.runtime.max_instances = 100;
+    c
+}
+
+impl TestServer {
+    /// A server routing `echo` and `fail` to the WAT echo module.
+    pub async fn start() -> Self {
+        Self::with(ECHO_MANIFEST, &[("echo.wat", &wat("echo.wat"))], |_| {}).await
+    }
+
+    /// A server with this manifest, these files beside it, and config tweaks.
+    pub async fn with(manifest: &str, files: &[(&str, &str)], tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("switchyard.toml"), manifest).unwrap();
+        for (name, body) in files {
+            std::fs::write(dir.path().join(name), body).unwrap();
+        }
+        Self::in_dir(dir, tweak).await
+    }
+
+    pub async fn in_dir(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = test_config(dir.path());
+        tweak(&mut config);
+        Self::try_in_dir(dir, config).await.expect("server starts")
+    }
+
+    pub async fn try_in_dir(dir: tempfile::TempDir, config: Config) -> anyhow::Result<Self> {
+        let auth = Authenticator::new(&config.auth).unwrap();
+        let server = Server::start(config).await?;
+        Ok(Self { addr: server.local_addr, server: Some(server), dir, auth, http: reqwest::Client::new() })
+    }
+
+    pub fn token(&self, sub: &str) -> String {
+        self.auth.mint(sub, 3600, &[], false).unwrap()
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Connects as `sub` with `?token=` and reads the welcome frame.
+    pub async fn connect(&self, sub: &str) -> Client {
+        let url = format!("{}?token={}", self.ws_url(), self.token(sub));
+        Client::connect(url.into_client_request().unwrap()).await.expect("connects")
+    }
+
+    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path)).header("x-api-key", DEV_API_KEY);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.api(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.api(reqwest::Method::GET, path, None).await
+    }
+
+    /// Replaces a file beside the manifest atomically (write + rename), as operators should.
+    pub fn replace_file(&self, name: &str, body: &[u8]) {
+        let tmp = self.dir.path().join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, body).unwrap();
+        std::fs::rename(&tmp, self.dir.path().join(name)).unwrap();
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The client id from the welcome frame.
+    pub id: String,
+}
+
+impl Client {
+    pub async fn connect(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(req)).await.expect("connect timed out")?;
+        let mut c = Client { ws, id: String::new() };
+        let welcome = c.recv().await;
+        assert_eq!(welcome["event"], "connected", "welcome frame: {welcome}");
+        c.id = welcome["data"]["id"].as_str().unwrap().to_string();
+        Ok(c)
+    }
+
+    pub async fn send(&mut self, event: &str, data: Value) {
+        self.send_raw(&json!({"event": event, "data": data}).to_string()).await;
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send");
+    }
+
+    /// The next text frame as JSON (pings and pongs skipped).
+    pub async fn recv(&mut self) -> Value {
+        self.try_recv(TIMEOUT).await.expect("a frame in time")
+    }
+
+    pub async fn try_recv(&mut self, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()??;
+            match msg {
+                Ok(Message::Text(t)) => return Some(serde_json::from_str(&t).expect("server frames are JSON")),
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Sends and returns the next frame.
+    pub async fn request(&mut self, event: &str, data: Value) -> Value {
+        self.send(event, data).await;
+        self.recv().await
+    }
+
+    /// Reads until the server closes; returns the close code.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await.expect("server closes in time") {
+                Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+}

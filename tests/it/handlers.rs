@@ -1,0 +1,203 @@
+//! WASM handlers: the default Rust handlers built from source, WAT written from docs/ABI.md,
+//! errors reaching the client, hot swap under load, and broken modules.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// The shipped manifest and handlers, built from source by handlers/build.sh.
+async fn default_server() -> TestServer {
+    build_once("handlers/build.sh");
+    TestServer::with("", &[], |c| {
+        c.runtime.manifest = repo().join("handlers/switchyard.toml");
+        c.runtime.watch = false;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn default_echo_answers_echo_and_the_hotgo_test_message() {
+    let s = default_server().await;
+    let mut c = s.connect("alice").await;
+    let r = c.request("echo", json!({"hello": ["w", 1]})).await;
+    assert_eq!((r["event"].as_str(), r["code"].as_i64()), (Some("echo"), Some(0)));
+    assert_eq!(r["data"], json!({"hello": ["w", 1]}));
+    let r = c.request("admin/addons/hgexample/testMessage", json!("消息内容")).await;
+    assert_eq!(r["event"], "admin/addons/hgexample/testMessage");
+    assert_eq!(r["data"], "消息内容");
+}
+
+#[tokio::test]
+async fn default_chat_joins_sends_to_the_room_and_lists_who_is_online() {
+    let s = default_server().await;
+    let mut a = s.connect("alice").await;
+    let mut b = s.connect("bob").await;
+    let r = a.request("chat/join", json!({"room": "lobby"})).await;
+    assert_eq!(r["data"], json!({"room": "lobby", "users": ["alice"]}));
+    let r = b.request("chat/join", json!({"room": "lobby"})).await;
+    assert_eq!(r["data"], json!({"room": "lobby", "users": ["alice", "bob"]}));
+    let r = a.request("chat/online", json!({"room": "lobby"})).await;
+    assert_eq!(r["data"]["users"], json!(["alice", "bob"]));
+
+    a.send("chat/send", json!({"room": "lobby", "text": "hi \"all\""})).await;
+    let mut got = vec![a.recv().await, a.recv().await];
+    got.sort_by_key(|f| f["event"].as_str().unwrap().to_string());
+    assert_eq!(got[0]["event"], "chat/message");
+    assert_eq!(got[1]["data"], json!({"delivered": 2}));
+    let m = b.recv().await;
+    assert_eq!(m["event"], "chat/message");
+    assert_eq!(m["data"], json!({"room": "lobby", "from": "alice", "text": "hi \"all\""}));
+
+    let r = a.request("chat/join", json!({"room": "bad room!"})).await;
+    assert_eq!((r["code"].as_i64(), r["errorMsg"].as_str()), (Some(-1), Some("invalid room")));
+}
+
+#[tokio::test]
+async fn a_wat_handler_written_from_the_abi_doc_echoes() {
+    let s = TestServer::start().await;
+    let mut c = s.connect("alice").await;
+    let r = c.request("echo", json!({"a": [1, 2, 3]})).await;
+    assert_eq!(r["data"], json!({"a": [1, 2, 3]}));
+    assert_eq!(c.request("echo", Value::Null).await["data"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_non_zero_status_is_an_error_frame_and_the_connection_stays() {
+    let s = TestServer::start().await;
+    let mut c = s.connect("alice").await;
+    let r = c.request("fail", json!({})).await;
+    assert_eq!(r["event"], "fail");
+    assert_eq!(r["code"], -1);
+    assert_eq!(r["kind"], "handler_failed");
+    assert_eq!(r["errorMsg"], "handler failed with status 3");
+    assert_eq!(c.request("echo", json!(1)).await["data"], 1);
+}
+
+const TRAP_MANIFEST: &str = r#"
+[modules.trap]
+path = "trap.wat"
+[[routes]]
+event = "trap/boom"
+module = "trap"
+export = "boom"
+[modules.echo]
+path = "echo.wat"
+[[routes]]
+event = "echo/x"
+module = "echo"
+export = "echo"
+"#;
+
+#[tokio::test]
+async fn a_trapping_handler_gives_an_error_frame_and_everything_stays_up() {
+    let s = TestServer::with(TRAP_MANIFEST, &[("trap.wat", &wat("trap.wat")), ("echo.wat", &wat("echo.wat"))], |_| {}).await;
+    let mut c = s.connect("alice").await;
+    let r = c.request("trap/boom", json!({})).await;
+    assert_eq!((r["code"].as_i64(), r["kind"].as_str()), (Some(-1), Some("handler_trapped")));
+    assert!(r["errorMsg"].as_str().unwrap().starts_with("handler trapped"));
+    assert_eq!(c.request("echo/x", json!("ok")).await["data"], "ok");
+    let mut other = s.connect("bob").await;
+    assert_eq!(other.request("echo/x", json!("ok")).await["data"], "ok");
+}
+
+#[tokio::test]
+async fn hot_swap_under_load_answers_every_request_exactly_once_and_switches_to_v2() {
+    let s = TestServer::start().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let mut c = s.connect(&format!("user{i}")).await;
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut sent, mut v1, mut v2) = (0u64, 0u64, 0u64);
+            while !stop.load(Ordering::Relaxed) || v2 == 0 {
+                let r = c.request("echo", json!({"n": sent})).await;
+                assert_eq!(r["code"], 0, "every request succeeds across the swap: {r}");
+                if r["data"] == json!({"n": sent}) {
+                    assert_eq!(v2, 0, "no v1 reply after a v2 reply on one connection");
+                    v1 += 1;
+                } else {
+                    assert_eq!(r["data"], json!({"v": 2, "d": {"n": sent}}));
+                    v2 += 1;
+                }
+                sent += 1;
+                assert!(sent < 1_000_000);
+            }
+            // Nothing else is pending: exactly one reply per request.
+            assert!(c.try_recv(Duration::from_millis(100)).await.is_none());
+            (sent, v1, v2)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.replace_file("echo.wat", wat("echo_v2.wat").as_bytes());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let (sent, v1, v2) = t.await.unwrap();
+        assert_eq!(sent, v1 + v2);
+        assert!(v1 > 0 && v2 > 0, "served by both versions: v1={v1} v2={v2}");
+    }
+    let (_, st) = s.get("/admin/modules").await;
+    assert_eq!(st["modules"][0]["generation"], 2, "{st}");
+}
+
+#[tokio::test]
+async fn a_broken_module_leaves_the_good_one_serving_and_shows_in_admin_modules() {
+    let s = TestServer::start().await;
+    let mut c = s.connect("alice").await;
+    let (_, before) = s.get("/admin/modules").await;
+    let hash = before["modules"][0]["hash"].clone();
+    s.replace_file("echo.wat", b"(module this is not wat");
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let status = loop {
+        let (_, st) = s.get("/admin/modules").await;
+        if !st["modules"][0]["last_error"].is_null() {
+            break st;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "reload error never reported");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let m = &status["modules"][0];
+    assert!(m["last_error"].as_str().unwrap().contains("echo.wat"), "{m}");
+    assert_eq!(m["hash"], hash);
+    assert_eq!(m["generation"], 1);
+    assert_eq!(c.request("echo", json!("still v1")).await["data"], "still v1");
+    // An explicit reload reports the same.
+    let (_, r) = s.post("/admin/reload", json!({})).await;
+    assert!(r["modules"][0]["last_error"].is_string());
+}
+
+#[tokio::test]
+async fn a_manifest_routing_to_a_missing_export_is_refused_naming_file_route_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("echo.wat"), wat("echo.wat")).unwrap();
+    std::fs::write(
+        dir.path().join("switchyard.toml"),
+        "[modules.echo]\npath = \"echo.wat\"\n[[routes]]\nevent = \"echo/x\"\nmodule = \"echo\"\nexport = \"nope\"\n",
+    )
+    .unwrap();
+    let config = test_config(dir.path());
+    let err = TestServer::try_in_dir(dir, config).await.err().expect("refused").to_string();
+    assert!(err.contains("echo.wat") && err.contains("\"nope\"") && err.contains("export it"), "{err}");
+}
+
+#[tokio::test]
+async fn compiled_modules_are_cached_on_disk() {
+    let s = TestServer::start().await;
+    let cache = s.dir.path().join("cache");
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while walk(&cache) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "nothing cached in {}", cache.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn walk(p: &std::path::Path) -> usize {
+    std::fs::read_dir(p).map_or(0, |rd| {
+        rd.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum()
+    })
+}

@@ -1,0 +1,8 @@
+//! Integration tests: one binary (one link of wasmtime), one module per area of the spec.
+
+mod auth;
+mod common;
+mod handlers;
+mod http_api;
+mod presence;
+mod protocol;
