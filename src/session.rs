@@ -98,7 +98,7 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
                 match msg {
                     Message::Text(text) => {
                         Metrics::inc(&metrics.frames_in_total);
-                        if let Some(r) = rate.as_mut().filter(|r| !r.allow()) {
+                        if let Some(r) = rate.as_mut() && !r.allow() {
                             Metrics::inc(&metrics.rate_limited_total);
                             let msg = format!("rate limit exceeded: at most {} frames/s", r.rate);
                             client.send(protocol::error_frame("error", ErrorKind::RateLimited, &msg));

@@ -147,7 +147,6 @@ pub async fn echo_worker(mut ws: Ws, id: usize, ld: Arc<Load>) {
     let (mut sent, mut replies, mut others) = (0u64, 0u64, 0u64);
     let mut out: VecDeque<(u64, Instant)> = VecDeque::with_capacity(ld.inflight);
     let mut seq = 0u64;
-    let mut dirty = false; // frames fed but not flushed
     let mut alive = true;
 
     'run: {
@@ -162,7 +161,7 @@ pub async fn echo_worker(mut ws: Ws, id: usize, ld: Arc<Load>) {
             seq += 1;
             sent += 1;
         }
-        dirty = true;
+        let mut dirty = true; // frames fed but not flushed
 
         loop {
             let now = Instant::now();

@@ -115,8 +115,9 @@ pub struct Common {
     /// Long-lived client sockets per source address (127.0.0.1, .2, ...).
     #[arg(long, default_value_t = 5000)]
     pub conns_per_ip: usize,
-    /// Connects in progress at once during a ramp.
-    #[arg(long, default_value_t = 256)]
+    /// Connects in progress at once during a ramp. Keep it under the server's listen backlog
+    /// (Rust std / tokio listeners default to 128): past it, SYNs are dropped and retried 1 s later.
+    #[arg(long, default_value_t = 100)]
     pub connect_concurrency: usize,
     /// Timeout for one connect, one request or one HTTP call, seconds.
     #[arg(long, default_value_t = 10.0)]
@@ -182,6 +183,9 @@ pub struct FanoutArgs {
     /// Event of the pushed messages (switchyard; the peers always use `broadcast`).
     #[arg(long, default_value = "bench.fanout")]
     pub fanout_event: String,
+    /// Switchyard: push with /api/send/all (no join) instead of /api/send/tag.
+    #[arg(long)]
+    pub send_all: bool,
     /// How long to wait for deliveries after the last send, seconds.
     #[arg(long, default_value_t = 15.0)]
     pub grace: f64,
@@ -275,7 +279,7 @@ fn raise_nofile() -> (u64, u64) {
             libc::setrlimit(libc::RLIMIT_NOFILE, &r);
             libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
         }
-        (r.rlim_cur as u64, r.rlim_max as u64)
+        (r.rlim_cur, r.rlim_max)
     }
 }
 

@@ -70,6 +70,7 @@ struct EchoRun {
 
 /// Connects `n` sockets (tokens `first..`), builds the Load (customised by `f`) and starts one
 /// closed-loop worker per socket. The Load's clock starts after the ramp.
+#[allow(clippy::too_many_arguments)]
 async fn start_echo(
     env: &Arc<Env>,
     r: &mut Report,
@@ -161,6 +162,7 @@ pub async fn smoke(env: Arc<Env>, a: &SmokeArgs, nofile: u64) -> Result<Outcome>
 }
 
 /// Returns the report and (any connection opened, throughput, errors).
+#[allow(clippy::too_many_arguments)]
 async fn run_echo(
     env: Arc<Env>,
     c: &Common,
@@ -180,8 +182,10 @@ async fn run_echo(
     let errors = Arc::new(Errors::default());
     let rss0 = r.rss(env.server_pid, "rss_before_kib", "server rss before");
     let mut run = start_echo(&env, &mut r, c, n, k, warm, dur, &errors, |_| {}).await;
-    // Sample the server's RSS just before the window closes (under load).
-    tokio::time::sleep_until((run.ld.end() - Duration::from_millis(100).min(dur)).into()).await;
+    if run.live > 0 {
+        // Sample the server's RSS just before the window closes (under load).
+        tokio::time::sleep_until((run.ld.end() - Duration::from_millis(100).min(dur)).into()).await;
+    }
     let rss1 = r.rss(env.server_pid, "rss_load_kib", "server rss (load)");
     let bench_rss = self_rss_kib();
     join_all(&mut run.set).await;
@@ -292,6 +296,7 @@ pub async fn fanout(env: Arc<Env>, a: &FanoutArgs, nofile: u64) -> Result<Outcom
     with_deadline(deadline, "fanout", run_fanout(env, a, n, m, send_cap, grace, nofile)).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_fanout(
     env: Arc<Env>,
     a: &FanoutArgs,
@@ -304,7 +309,12 @@ async fn run_fanout(
     let sy = env.target == Target::Switchyard;
     let mut r = Report::new("fanout", env.target.name());
     header(&mut r, &env, nofile);
-    r.row("load", format!("N={n} subscribers x M={m} messages via {}", if sy { "POST /api/send/tag" } else { "POST /broadcast" }));
+    let path = match (sy, a.send_all) {
+        (true, false) => "/api/send/tag",
+        (true, true) => "/api/send/all",
+        (false, _) => "/broadcast",
+    };
+    r.row("load", format!("N={n} subscribers x M={m} messages via POST {path}"));
     r.set("n", json!(n));
     r.set("m", json!(m));
     let errors = Arc::new(Errors::default());
@@ -318,7 +328,7 @@ async fn run_fanout(
         base: Instant::now(),
         send_ns: (0..m).map(|_| AtomicU64::new(0)).collect(),
         hists: Hists::new(),
-        join_tag: sy.then(|| a.tag.clone()),
+        join_tag: (sy && !a.send_all).then(|| a.tag.clone()),
         timeout: env.timeout,
         ready: Counter::default(),
         not_ready: Counter::default(),
@@ -337,12 +347,12 @@ async fn run_fanout(
         let _ = tokio::time::timeout(Duration::from_millis(50), cx.notify.notified()).await;
     }
     let ready = cx.ready.get();
-    r.row("subscribed", format!("{ready}/{live}{}", if sy { format!(" joined tag {:?}", a.tag) } else { String::new() }));
+    r.row("subscribed", format!("{ready}/{live}{}", if cx.join_tag.is_some() { format!(" joined tag {:?}", a.tag) } else { String::new() }));
     r.set("subscribed", json!(ready));
 
     // Send M messages as fast as the API answers (one keep-alive connection, sequential).
     let mut http = Http::new(env.http.clone(), env.timeout);
-    let (path, key) = if sy { ("/api/send/tag", Some(env.api_key.as_str())) } else { ("/broadcast", None) };
+    let key = sy.then_some(env.api_key.as_str());
     let (tag_j, ev_j) = (serde_json::to_string(&a.tag)?, serde_json::to_string(&a.fanout_event)?);
     let (mut sent_ok, mut api_delivered) = (0u64, 0u64);
     let t_first = Instant::now();
@@ -352,7 +362,11 @@ async fn run_fanout(
             break;
         }
         let data = format!("{{\"m\":{i}}}");
-        let body = if sy { format!("{{\"tag\":{tag_j},\"event\":{ev_j},\"data\":{data}}}") } else { data };
+        let body = match (sy, a.send_all) {
+            (true, false) => format!("{{\"tag\":{tag_j},\"event\":{ev_j},\"data\":{data}}}"),
+            (true, true) => format!("{{\"event\":{ev_j},\"data\":{data}}}"),
+            (false, _) => data,
+        };
         cx.send_ns[i].store((Instant::now().saturating_duration_since(cx.base).as_nanos() as u64).max(1), Relaxed);
         match http.post(path, &body, key).await {
             Ok(resp) if resp.status == 200 => {
@@ -702,9 +716,14 @@ async fn run_swap(env: Arc<Env>, a: &SwapArgs, n: usize, k: usize, warm: Duratio
     let sw = Arc::new(SwapWatch::new(&a.v2_marker));
     let mut run = start_echo(&env, &mut r, c, n, k, warm, cap, &errors, |ld| ld.swap = Some(sw.clone())).await;
     let ld = run.ld.clone();
+    if run.live == 0 {
+        r.errors(&errors);
+        return Ok(Outcome { report: r, exit_code: 1 });
+    }
     let mut http = Http::new(env.http.clone(), env.timeout);
     let swap_timeout = Duration::from_secs_f64(a.swap_timeout.max(0.0));
     let interval = Duration::from_millis(a.swap_interval_ms);
+    let per = interval.max(swap_timeout) + Duration::from_millis(100);
 
     tokio::time::sleep_until(ld.measure_start.into()).await;
     // Start from a known state: v1 in place and served.
@@ -808,6 +827,7 @@ struct AttackStats {
 
 /// One attacker: keeps `inflight` attack requests going from `start` until the load's end,
 /// reconnecting (bounded) when the server drops it. Its error replies are expected, not errors.
+#[allow(clippy::too_many_arguments)]
 async fn attacker(env: Arc<Env>, mut ws: Option<Ws>, idx: usize, token: Option<String>, event: String, inflight: usize, start: Instant, ld: Arc<Load>, st: Arc<AttackStats>) {
     tokio::time::sleep_until(start.into()).await;
     let hist_src = st.hist.as_ref().unwrap();
@@ -929,6 +949,10 @@ async fn run_hostile(env: Arc<Env>, a: &HostileArgs, n: usize, k: usize, warm: D
     })
     .await;
     let ld = run.ld.clone();
+    if run.live == 0 {
+        r.errors(&errors);
+        return Ok(Outcome { report: r, exit_code: 1 });
+    }
     let start = ld.split.unwrap_or(ld.base);
     let st = Arc::new(AttackStats { hist: Some(Hists::new()), ..Default::default() });
     let mut att_set = JoinSet::new();

@@ -166,8 +166,6 @@ pub struct Frame<'a> {
     pub event: Option<Cow<'a, str>>,
     #[serde(default)]
     pub code: Option<i64>,
-    #[serde(borrow, default, rename = "errorMsg")]
-    pub error_msg: Option<Cow<'a, str>>,
 }
 
 impl Frame<'_> {
@@ -262,12 +260,13 @@ impl Report {
     pub fn set(&mut self, key: &str, v: Value) {
         self.json.insert(key.to_string(), v);
     }
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        self.json.get(key)
-    }
     pub fn errors(&mut self, e: &Errors) {
         self.row("errors", e.text());
-        for s in e.samples() {
+        let samples = e.samples();
+        if samples.iter().any(|s| s.contains("rate_limited")) {
+            self.row("  hint", "the server's per-connection rate limit was hit: start it with SWITCHYARD_WS__RATE_PER_SEC=0");
+        }
+        for s in samples {
             self.row("  error", s);
         }
         self.set("errors", e.json());
@@ -329,7 +328,6 @@ mod tests {
         let f = Frame::parse(r#"{"event":"echo","code":-1,"errorMsg":"boom","data":{"x":[1,2]}}"#).unwrap();
         assert_eq!(f.event(), "echo");
         assert!(!f.ok());
-        assert_eq!(f.error_msg.as_deref(), Some("boom"));
         let f = Frame::parse(r#"{"event":"connected","code":0,"data":{"id":"a","user":"u"},"timestamp":1}"#).unwrap();
         assert!(f.ok());
     }

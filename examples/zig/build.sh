@@ -20,7 +20,7 @@ elif command -v zig >/dev/null 2>&1; then
 else
   die "zig not found; run $here/setup.sh (pip install ziglang==$ZIG_VERSION)"
 fi
-have="$("${zig[@]}" version)"
+have="$("${zig[@]}" version 2>/dev/null)" || die "'${zig[*]} version' failed; run $here/setup.sh (pip install ziglang==$ZIG_VERSION)"
 case "$have" in
   0.15.*) ;;
   *) die "zig $have found, this code targets 0.15.x; run $here/setup.sh (pip install ziglang==$ZIG_VERSION)" ;;

@@ -141,7 +141,7 @@ impl HostState {
 }
 
 impl ResourceLimiter for HostState {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> anyhow::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory_cap {
             self.memory_limit_hit = true;
             return Ok(false);
@@ -149,7 +149,7 @@ impl ResourceLimiter for HostState {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> anyhow::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= self.module.spec.limits.max_table_elements as usize)
     }
 
@@ -330,6 +330,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
                 return Err(st.deny("tag_members", t));
             }
             let members = st.registry.tag_members(t);
+            let members: Vec<&str> = members.iter().map(|m| &**m).collect();
             let json = serde_json::to_vec(&members).map_err(|_| ERR_INVALID)?;
             write_out(m, bp, bc, &json)
         })

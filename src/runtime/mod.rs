@@ -394,6 +394,9 @@ impl Runtime {
                 } else if trap == Some(Trap::OutOfFuel) {
                     Metrics::inc(&metrics.handler_timeouts_total);
                     CallError::Fuel
+                } else if trap == Some(Trap::StackOverflow) {
+                    Metrics::inc(&metrics.handler_traps_total);
+                    CallError::Trapped("stack overflow".into())
                 } else if trap.is_none() && format!("{e:#}").contains("maximum concurrent") {
                     CallError::Busy
                 } else {
@@ -414,27 +417,27 @@ async fn run(
     event: &str,
     data: &str,
     client: &ClientHandle,
-) -> anyhow::Result<i32> {
+) -> wasmtime::Result<i32> {
     let m = &route.module;
     let instance = m.pre.instantiate_async(&mut *store).await?;
     let memory = host::memory_of(instance.get_module_export(&mut *store, &m.memory))
-        .ok_or_else(|| anyhow::anyhow!("no memory export"))?;
+        .ok_or_else(|| wasmtime::format_err!("no memory export"))?;
     store.data_mut().memory = Some(memory);
     let alloc = instance
         .get_module_export(&mut *store, &m.alloc)
         .and_then(|e| e.into_func())
-        .ok_or_else(|| anyhow::anyhow!("no alloc export"))?
+        .ok_or_else(|| wasmtime::format_err!("no alloc export"))?
         .typed::<i32, i32>(&*store)?;
     let handler = instance
         .get_module_export(&mut *store, &route.export)
         .and_then(|e| e.into_func())
-        .ok_or_else(|| anyhow::anyhow!("no handler export"))?
+        .ok_or_else(|| wasmtime::format_err!("no handler export"))?
         .typed::<(i32, i32), i32>(&*store)?;
 
     let (client_id, user) = (client.id_str.as_bytes(), client.identity.user.as_bytes());
     let fields: [&[u8]; 4] = [event.as_bytes(), data.as_bytes(), client_id, user];
     let len: usize = 20 + fields.iter().map(|f| f.len()).sum::<usize>();
-    let len_i32 = i32::try_from(len)?;
+    let len_i32 = i32::try_from(len).map_err(|_| wasmtime::format_err!("request too large"))?;
     let ptr = alloc.call_async(&mut *store, len_i32).await?;
     let start = ptr as u32 as usize;
     let buf = start
@@ -444,7 +447,7 @@ async fn run(
     let Some(buf) = buf else {
         // alloc could not provide the bytes: the guest is out of memory.
         store.data_mut().memory_limit_hit = true;
-        anyhow::bail!("alloc({len}) returned no usable memory");
+        wasmtime::bail!("alloc({len}) returned no usable memory");
     };
     buf[..4].copy_from_slice(&1u32.to_le_bytes());
     let mut at = 20;

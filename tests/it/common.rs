@@ -219,3 +219,42 @@ impl Client {
         }
     }
 }
+
+/// Everything the server logs during the test run (all tests share one subscriber).
+pub fn captured_logs() -> String {
+    let buf = log_buffer();
+    let b = buf.lock().unwrap_or_else(|e| e.into_inner());
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+fn log_buffer() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    static BUF: OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> = OnceLock::new();
+    BUF.get_or_init(|| {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let w = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_env_filter("info,cranelift=warn,wasmtime=warn")
+            .with_writer(move || LogWriter(w.clone()))
+            .try_init();
+        buf
+    })
+    .clone()
+}
+
+/// Starts capturing logs (call before starting the server whose logs a test reads).
+pub fn capture_logs() {
+    let _ = log_buffer();
+}
+
+struct LogWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

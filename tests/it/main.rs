@@ -2,7 +2,9 @@
 
 mod auth;
 mod common;
+mod conformance;
 mod handlers;
 mod http_api;
 mod presence;
 mod protocol;
+mod sandbox;

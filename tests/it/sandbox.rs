@@ -1,0 +1,188 @@
+//! Sandboxed addons: hostile modules hit their limits and capabilities, get an error frame,
+//! and never slow, crash or see past the host: another client's ping and echo are answered
+//! while each attack runs.
+
+use serde_json::json;
+
+use crate::common::*;
+
+const HOSTILE_MANIFEST: &str = r#"
+[modules.hostile]
+path = "hostile.wat"
+prefixes = ["admin/addons/hostile/"]
+tags = ["chat:*"]
+capabilities = ["send_to_user", "send_to_client", "send_to_all", "claims"]
+[modules.hostile.limits]
+memory_mib = 2
+timeout_ms = 400
+max_sends = 50
+
+[modules.echo]
+path = "echo.wat"
+prefixes = ["echo"]
+
+[[routes]]
+event = "echo"
+module = "echo"
+export = "echo"
+"#;
+
+fn hostile_manifest() -> String {
+    let mut m = HOSTILE_MANIFEST.to_string();
+    for e in ["echo", "spin", "bomb", "recurse", "flood", "denied_tag", "badptr"] {
+        m.push_str(&format!(
+            "[[routes]]\nevent = \"admin/addons/hostile/{e}\"\nmodule = \"hostile\"\nexport = \"{e}\"\n"
+        ));
+    }
+    m
+}
+
+async fn hostile_server() -> TestServer {
+    TestServer::with(&hostile_manifest(), &[("hostile.wat", &wat("hostile.wat")), ("echo.wat", &wat("echo.wat"))], |_| {})
+        .await
+}
+
+/// Starts `attack` on one client, checks a bystander's ping and echo are answered before the
+/// attack ends, and returns the attacker's error frame.
+async fn attack(s: &TestServer, export: &str) -> serde_json::Value {
+    let mut attacker = s.connect("mallory").await;
+    let mut bystander = s.connect("alice").await;
+    attacker.send(&format!("admin/addons/hostile/{export}"), json!({})).await;
+    assert_eq!(bystander.request("ping", json!(null)).await["event"], "ping");
+    assert_eq!(bystander.request("echo", json!("unaffected")).await["data"], "unaffected");
+    let reply = attacker.recv().await;
+    // The attacker's own connection survives its failed call.
+    assert_eq!(attacker.request("ping", json!(null)).await["code"], 0);
+    assert_eq!(attacker.request("admin/addons/hostile/echo", json!(null)).await["code"], 0);
+    reply
+}
+
+#[tokio::test]
+async fn an_infinite_loop_ends_at_the_deadline_with_handler_timeout() {
+    let s = hostile_server().await;
+    let r = attack(&s, "spin").await;
+    assert_eq!((r["code"].as_i64(), r["kind"].as_str()), (Some(-1), Some("handler_timeout")));
+    assert_eq!(r["errorMsg"], "handler timeout");
+    let m = reqwest::get(s.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(m.contains("switchyard_handler_timeouts_total 1"), "{m}");
+}
+
+#[tokio::test]
+async fn a_memory_bomb_stops_at_the_cap_with_memory_limit() {
+    let s = hostile_server().await;
+    let r = attack(&s, "bomb").await;
+    assert_eq!((r["kind"].as_str(), r["errorMsg"].as_str()), (Some("memory_limit"), Some("memory limit")));
+}
+
+#[tokio::test]
+async fn deep_recursion_is_a_stack_overflow_trap() {
+    let s = hostile_server().await;
+    let r = attack(&s, "recurse").await;
+    assert_eq!(r["kind"], "handler_trapped");
+    assert!(r["errorMsg"].as_str().unwrap().contains("stack overflow"), "{r}");
+}
+
+#[tokio::test]
+async fn bad_pointers_to_every_host_function_are_refused_without_harm() {
+    let s = hostile_server().await;
+    let r = attack(&s, "badptr").await;
+    assert_eq!(r["errorMsg"], "all refused", "every host function answered ERR_BAD_POINTER: {r}");
+}
+
+#[tokio::test]
+async fn a_flood_of_sends_from_one_call_stops_at_the_budget() {
+    let s = hostile_server().await;
+    let mut attacker = s.connect("mallory").await;
+    attacker.send("admin/addons/hostile/flood", json!({})).await;
+    for _ in 0..50 {
+        assert_eq!(attacker.recv().await["code"], 0);
+    }
+    assert!(attacker.try_recv(std::time::Duration::from_millis(200)).await.is_none(), "no more than max_sends");
+    let mut bystander = s.connect("alice").await;
+    assert_eq!(bystander.request("echo", json!(1)).await["data"], 1);
+    let m = reqwest::get(s.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(m.contains("switchyard_send_limit_total 1"), "{m}");
+}
+
+#[tokio::test]
+async fn an_ungranted_tag_send_is_denied_at_run_time() {
+    let s = hostile_server().await;
+    let mut admin = s.connect("root").await;
+    admin.request("join", json!({"id": "admin"})).await;
+    let r = attack(&s, "denied_tag").await;
+    assert_eq!(r["errorMsg"], "handler failed with status 4", "ERR_DENIED reached the guest: {r}");
+    assert!(admin.try_recv(std::time::Duration::from_millis(200)).await.is_none(), "nothing reached the tag");
+}
+
+async fn refused(manifest: &str, files: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("switchyard.toml"), manifest).unwrap();
+    for (n, b) in files {
+        std::fs::write(dir.path().join(n), b).unwrap();
+    }
+    let config = test_config(dir.path());
+    TestServer::try_in_dir(dir, config).await.err().expect("the manifest is refused").to_string()
+}
+
+#[tokio::test]
+async fn an_ungranted_import_is_refused_at_load() {
+    let manifest = "[modules.hostile]\npath = \"hostile.wat\"\ntags = [\"chat:*\"]\n";
+    let err = refused(manifest, &[("hostile.wat", &wat("hostile.wat"))]).await;
+    assert!(err.contains("send_to_client") && err.contains("capabilities"), "{err}");
+}
+
+#[tokio::test]
+async fn a_route_outside_the_module_prefix_is_rejected() {
+    let manifest = "[modules.echo]\npath = \"echo.wat\"\nprefixes = [\"admin/addons/echo/\"]\n\
+        [[routes]]\nevent = \"admin/addons/other/take\"\nmodule = \"echo\"\nexport = \"echo\"\n";
+    let err = refused(manifest, &[("echo.wat", &wat("echo.wat"))]).await;
+    assert!(err.contains("outside module \"echo\"'s namespace"), "{err}");
+}
+
+#[tokio::test]
+async fn overlapping_module_namespaces_are_rejected() {
+    let manifest = "[modules.a]\npath = \"echo.wat\"\nprefixes = [\"shop/\"]\n\
+        [modules.b]\npath = \"echo.wat\"\nprefixes = [\"shop/cart/\"]\n";
+    let err = refused(manifest, &[("echo.wat", &wat("echo.wat"))]).await;
+    assert!(err.contains("overlapping"), "{err}");
+}
+
+#[tokio::test]
+async fn huge_memories_tables_and_data_are_refused_at_load() {
+    let m = |body: &str| {
+        format!(
+            "(module (memory (export \"memory\") {body}) (func (export \"switchyard_abi_v1\")) \
+             (func (export \"alloc\") (param i32) (result i32) (i32.const 0)))"
+        )
+    };
+    let manifest = "[modules.big]\npath = \"big.wat\"\n";
+    let err = refused(manifest, &[("big.wat", &m("1000"))]).await;
+    assert!(err.contains("initial memory"), "{err}");
+
+    let table = "(module (memory (export \"memory\") 1) (table 100000 funcref) (func (export \"switchyard_abi_v1\")) \
+        (func (export \"alloc\") (param i32) (result i32) (i32.const 0)))";
+    let err = refused(manifest, &[("big.wat", table)]).await;
+    assert!(err.contains("table of 100000"), "{err}");
+
+    let data = format!("1) (data (i32.const 0) \"{}\"", "a".repeat(1024 * 1024 + 1));
+    let manifest_1mib = "[modules.big]\npath = \"big.wat\"\n[modules.big.limits]\nmemory_mib = 1\n";
+    let err = refused(manifest_1mib, &[("big.wat", &m(&data))]).await;
+    assert!(err.contains("data segments"), "{err}");
+}
+
+#[tokio::test]
+async fn wasi_output_reaches_the_log_only_when_granted() {
+    capture_logs();
+    let manifest = "[modules.wasiprinter]\npath = \"wasi_hello.wat\"\ncapabilities = [\"wasi\"]\n\
+        [[routes]]\nevent = \"wasiprinter/hello\"\nmodule = \"wasiprinter\"\nexport = \"hello\"\n";
+    let s = TestServer::with(manifest, &[("wasi_hello.wat", &wat("wasi_hello.wat"))], |_| {}).await;
+    let mut c = s.connect("alice").await;
+    assert_eq!(c.request("wasiprinter/hello", json!(null)).await["code"], 0);
+    let logs = captured_logs();
+    let line = logs.lines().find(|l| l.contains("hello from wasi guest")).expect("guest stdout logged");
+    assert!(line.contains("wasiprinter"), "prefixed with the module name: {line}");
+
+    let ungranted = manifest.replace("capabilities = [\"wasi\"]\n", "");
+    let err = refused(&ungranted, &[("wasi_hello.wat", &wat("wasi_hello.wat"))]).await;
+    assert!(err.contains("not granted WASI"), "{err}");
+}

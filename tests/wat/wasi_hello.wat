@@ -1,0 +1,21 @@
+;; Prints through WASI preview1 fd_write; only loads where "wasi" is granted.
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "switchyard" "send_success" (func $send_success (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "hello from wasi guest\n")
+  (data (i32.const 200) "1")
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "switchyard_abi_v1"))
+  (func (export "alloc") (param $len i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (local.get $p) (local.get $len)))
+    (local.get $p))
+  (func (export "hello") (param $p i32) (param $l i32) (result i32)
+    ;; iovec at 0: {ptr = 100, len = 22}
+    (i32.store (i32.const 0) (i32.const 100))
+    (i32.store (i32.const 4) (i32.const 22))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (drop (call $send_success (i32.add (local.get $p) (i32.const 20)) (i32.load offset=4 (local.get $p)) (i32.const 200) (i32.const 1)))
+    (i32.const 0)))
