@@ -204,12 +204,14 @@ fn with_mem(
 }
 
 /// Writes `value` to a guest buffer if it fits; returns its full length either way.
+/// The whole buffer `(buf, cap)` must lie in guest memory, whatever the value's length.
 fn write_out(mem: &mut [u8], buf: i32, cap: i32, value: &[u8]) -> Result<i32, i32> {
     let len = i32::try_from(value.len()).map_err(|_| ERR_INVALID)?;
-    if value.len() <= cap as u32 as usize {
-        let (p, c) = (buf as u32 as usize, value.len());
-        let end = p.checked_add(c).ok_or(ERR_BAD_POINTER)?;
-        mem.get_mut(p..end).ok_or(ERR_BAD_POINTER)?.copy_from_slice(value);
+    let (p, c) = (buf as u32 as usize, cap as u32 as usize);
+    let end = p.checked_add(c).ok_or(ERR_BAD_POINTER)?;
+    let out = mem.get_mut(p..end).ok_or(ERR_BAD_POINTER)?;
+    if value.len() <= c {
+        out[..value.len()].copy_from_slice(value);
     }
     Ok(len)
 }
