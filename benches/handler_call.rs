@@ -1,0 +1,84 @@
+//! The cost of one handler call inside the host, end to end: route lookup, a fresh `Store`
+//! and instance from the pool, `alloc`, the one-copy request write, the call, and (for echo)
+//! the reply frame queued to the client. No network.
+//!
+//! `cargo bench --bench handler_call` (see BENCHMARKS.md).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchyard::auth::Identity;
+use switchyard::config::RuntimeConfig;
+use switchyard::metrics::Metrics;
+use switchyard::registry::Registry;
+use switchyard::runtime::Runtime;
+
+const MANIFEST: &str = r#"
+[modules.bench]
+path = "noop.wat"
+[[routes]]
+event = "bench/noop"
+module = "bench"
+export = "noop"
+
+[modules.echo]
+path = "echo.wasm"
+[[routes]]
+event = "echo/x"
+module = "echo"
+export = "echo"
+"#;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p) as usize]
+}
+
+fn main() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let echo = root.join("handlers/build/echo.wasm");
+    if !echo.exists() {
+        eprintln!("build the handlers first: handlers/build.sh");
+        std::process::exit(2);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("switchyard.toml"), MANIFEST).unwrap();
+    std::fs::copy(root.join("benches/wat/noop.wat"), dir.path().join("noop.wat")).unwrap();
+    std::fs::copy(&echo, dir.path().join("echo.wasm")).unwrap();
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let registry = Arc::new(Registry::new(Arc::new(Metrics::default())));
+        let cfg = RuntimeConfig { manifest: dir.path().join("switchyard.toml"), cache_dir: None, ..Default::default() };
+        let runtime = Runtime::new(&cfg, registry.clone()).unwrap();
+        let identity = Identity { user: Arc::from("bench"), ..Identity::guest() };
+        let (client, mut outbox) = registry.register(identity, [127, 0, 0, 1].into(), "bench", usize::MAX);
+
+        for (name, event, data) in [("no-op handler", "bench/noop", "null"), ("echo handler (Rust, reply queued)", "echo/x", r#"{"n":12345}"#)] {
+            let n = 200_000;
+            for _ in 0..10_000 {
+                runtime.call(&client, event, data).await.unwrap();
+                while outbox.rx.try_recv().is_ok() {}
+            }
+            let mut samples = Vec::with_capacity(n);
+            let all = Instant::now();
+            for _ in 0..n {
+                let t = Instant::now();
+                runtime.call(&client, event, data).await.unwrap();
+                samples.push(t.elapsed());
+                while let Ok(f) = outbox.rx.try_recv() {
+                    client.dequeued(f.len());
+                }
+            }
+            let total = all.elapsed();
+            samples.sort_unstable();
+            println!(
+                "{name:<36} calls={n} p50={:.2}µs p99={:.2}µs p999={:.2}µs mean={:.2}µs ({:.0} calls/s on one core)",
+                percentile(&samples, 0.5).as_secs_f64() * 1e6,
+                percentile(&samples, 0.99).as_secs_f64() * 1e6,
+                percentile(&samples, 0.999).as_secs_f64() * 1e6,
+                total.as_secs_f64() * 1e6 / n as f64,
+                n as f64 / total.as_secs_f64()
+            );
+        }
+    });
+}
