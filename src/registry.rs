@@ -269,10 +269,10 @@ impl Registry {
         self.clients.iter().filter(|c| c.send(frame.clone())).count()
     }
 
-    /// Distinct user ids in a tag, sorted.
+    /// Distinct user ids in a tag, sorted (guests, whose user id is empty, are not listed).
     pub fn tag_members(&self, tag: &str) -> Vec<Arc<str>> {
         let mut users: Vec<Arc<str>> =
-            self.tags.get(tag).map(|m| m.values().map(|c| c.identity.user.clone()).collect()).unwrap_or_default();
+            self.tags.get(tag).map(|m| m.values().filter(|c| !c.identity.user.is_empty()).map(|c| c.identity.user.clone()).collect()).unwrap_or_default();
         users.sort_unstable();
         users.dedup();
         users

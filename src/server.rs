@@ -140,7 +140,7 @@ impl Server {
     }
 
     /// Closes every client with 1001, waits (briefly) for them to go, and stops serving.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         tracing::info!(clients = self.state.registry.online_clients(), "shutting down");
         self.state.registry.close_all(close::GOING_AWAY);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -148,7 +148,18 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+        self.state.runtime.stop();
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
         tracing::info!("stopped");
+    }
+}
+
+impl Drop for Server {
+    /// A server dropped without [`Server::shutdown`] still stops serving and its background
+    /// threads (tests drop servers all the time).
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        self.state.runtime.stop();
+        self.state.registry.close_all(close::GOING_AWAY);
     }
 }

@@ -254,7 +254,9 @@ async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str) {
             let tags = serde_json::to_string(&client.tags()).unwrap_or_else(|_| "[]".into());
             client.send(protocol::success_frame(&event, Some(&tags)));
         }
-        _ => match state.runtime.call(client, &event, data).await {
+        // Boxed: the call's future is large, and keeping it out of the connection task's
+        // state keeps every idle connection small (a few KiB each).
+        _ => match Box::pin(state.runtime.call(client, &event, data)).await {
             Ok(()) => {}
             Err(CallError::UnknownEvent) => {
                 Metrics::inc(&metrics.protocol_errors_total);

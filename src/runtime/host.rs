@@ -167,6 +167,9 @@ impl ResourceLimiter for HostState {
 /// Bounds-checked view of guest bytes: `ptr` and `len` are unsigned 32-bit, overflow-checked.
 fn slice(mem: &[u8], ptr: i32, len: i32) -> Result<&[u8], i32> {
     let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
+    if len == 0 {
+        return Ok(&[]);
+    }
     let end = ptr.checked_add(len).ok_or(ERR_BAD_POINTER)?;
     mem.get(ptr..end).ok_or(ERR_BAD_POINTER)
 }

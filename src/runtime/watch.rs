@@ -41,8 +41,13 @@ pub(super) fn spawn(rt: Arc<Runtime>, debounce: Duration) -> anyhow::Result<()> 
     for d in &dirs {
         debouncer.watcher().watch(d, RecursiveMode::NonRecursive)?;
     }
+    let mut stop = rt.stop_signal();
     tokio::spawn(async move {
-        while let Some(mut paths) = rx.recv().await {
+        loop {
+            let mut paths = tokio::select! {
+                p = rx.recv() => match p { Some(p) => p, None => break },
+                _ = stop.wait_for(|s| *s) => break,
+            };
             while let Ok(more) = rx.try_recv() {
                 paths.extend(more);
             }
