@@ -70,18 +70,14 @@ pub struct Authenticator {
 }
 
 fn read_key(path: &std::path::Path) -> Result<Vec<u8>, AuthSetupError> {
-    std::fs::read(path)
-        .map_err(|source| AuthSetupError::KeyFile { path: path.display().to_string(), source })
+    std::fs::read(path).map_err(|source| AuthSetupError::KeyFile { path: path.display().to_string(), source })
 }
 
 impl Authenticator {
     pub fn new(cfg: &AuthConfig) -> Result<Self, AuthSetupError> {
         let default_alg = if cfg.public_key_file.is_some() { "RS256" } else { "HS256" };
-        let names: Vec<String> = if cfg.algorithms.is_empty() {
-            vec![default_alg.to_string()]
-        } else {
-            cfg.algorithms.clone()
-        };
+        let names: Vec<String> =
+            if cfg.algorithms.is_empty() { vec![default_alg.to_string()] } else { cfg.algorithms.clone() };
         let mut algorithms = Vec::with_capacity(names.len());
         for n in &names {
             algorithms.push(n.parse::<Algorithm>().map_err(|_| AuthSetupError::Algorithm(n.clone()))?);

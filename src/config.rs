@@ -196,9 +196,7 @@ impl Config {
         match file {
             Some(f) if !f.exists() => return Err(ConfigError::Missing(f.to_path_buf())),
             Some(f) => fig = fig.merge(Toml::file_exact(f)),
-            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
-                fig = fig.merge(Toml::file_exact(DEFAULT_CONFIG_FILE))
-            }
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => fig = fig.merge(Toml::file_exact(DEFAULT_CONFIG_FILE)),
             None => {}
         }
         fig = fig.merge(Env::prefixed("SWITCHYARD_").split("__"));

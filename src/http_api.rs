@@ -99,7 +99,8 @@ enum Target {
 
 /// Parses a send body and sends one frame, serialised once.
 fn send(st: &AppState, body: &[u8], target: Target) -> Result<Json<serde_json::Value>, ApiError> {
-    let b: SendBody<'_> = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let b: SendBody<'_> =
+        serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     let event = b.event.filter(|e| !e.is_empty()).ok_or_else(|| ApiError::BadRequest("missing \"event\"".into()))?;
     let need = |v: Option<std::borrow::Cow<'_, str>>, name: &str| {
         v.map(|s| s.into_owned()).ok_or_else(|| ApiError::BadRequest(format!("missing \"{name}\"")))
@@ -146,7 +147,10 @@ async fn clients(State(st): State<Arc<AppState>>, Query(p): Query<Page>) -> Json
     Json(json!({ "total": st.registry.online_clients(), "page": page, "per_page": per_page, "clients": list }))
 }
 
-async fn client_info(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn client_info(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let c = st.registry.get(&id).ok_or_else(|| ApiError::NotFound(format!("no client {id}")))?;
     Ok(Json(json!(c.info())))
 }

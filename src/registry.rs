@@ -271,8 +271,11 @@ impl Registry {
 
     /// Distinct user ids in a tag, sorted (guests, whose user id is empty, are not listed).
     pub fn tag_members(&self, tag: &str) -> Vec<Arc<str>> {
-        let mut users: Vec<Arc<str>> =
-            self.tags.get(tag).map(|m| m.values().filter(|c| !c.identity.user.is_empty()).map(|c| c.identity.user.clone()).collect()).unwrap_or_default();
+        let mut users: Vec<Arc<str>> = self
+            .tags
+            .get(tag)
+            .map(|m| m.values().filter(|c| !c.identity.user.is_empty()).map(|c| c.identity.user.clone()).collect())
+            .unwrap_or_default();
         users.sort_unstable();
         users.dedup();
         users

@@ -87,7 +87,10 @@ async fn ws_upgrade(
         None if st.auth.anonymous => (Identity::guest(), None),
         None => {
             Metrics::inc(&metrics.auth_failures_total);
-            return reject(StatusCode::UNAUTHORIZED, "missing token: send Authorization: Bearer, ?token=, or the subprotocols [\"switchyard\", <token>]");
+            return reject(
+                StatusCode::UNAUTHORIZED,
+                "missing token: send Authorization: Bearer, ?token=, or the subprotocols [\"switchyard\", <token>]",
+            );
         }
     };
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
@@ -102,8 +105,7 @@ async fn ws_upgrade(
     }
     let state = st.clone();
     ws.on_failed_upgrade(|e| tracing::debug!("upgrade failed: {e}")).on_upgrade(move |socket| async move {
-        let (client, outbox) =
-            state.registry.register(identity, peer.ip(), &ua, state.config.ws.outbound_queue_bytes);
+        let (client, outbox) = state.registry.register(identity, peer.ip(), &ua, state.config.ws.outbound_queue_bytes);
         session::run(socket, state, client, outbox).await;
     })
 }

@@ -241,7 +241,11 @@ async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str) {
             };
             if event == "join" {
                 if !state.config.ws.client_join.iter().any(|p| crate::runtime::manifest::tag_matches(p, &tag)) {
-                    client.send(protocol::error_frame(&event, ErrorKind::BadRequest, "this tag cannot be joined by clients"));
+                    client.send(protocol::error_frame(
+                        &event,
+                        ErrorKind::BadRequest,
+                        "this tag cannot be joined by clients",
+                    ));
                     return;
                 }
                 if let Err(e) = state.registry.join(client, &tag) {

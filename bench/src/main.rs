@@ -50,7 +50,11 @@ impl Target {
 }
 
 #[derive(Parser)]
-#[command(name = "switchyard-bench", version, about = "WebSocket load generator for Switchyard and its reference peers (loopback only)")]
+#[command(
+    name = "switchyard-bench",
+    version,
+    about = "WebSocket load generator for Switchyard and its reference peers (loopback only)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

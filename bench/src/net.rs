@@ -36,9 +36,7 @@ pub struct Endpoint {
 /// Parses `scheme://host[:port][/path]`, accepting only an IPv4 literal in 127.0.0.0/8 or
 /// `localhost` (never resolved through DNS: this tool must not be pointed anywhere else).
 pub fn parse_endpoint(url: &str, scheme: &str, default_port: u16) -> Result<Endpoint> {
-    let rest = url
-        .strip_prefix(&format!("{scheme}://"))
-        .ok_or_else(|| anyhow!("{url}: expected a {scheme}:// URL"))?;
+    let rest = url.strip_prefix(&format!("{scheme}://")).ok_or_else(|| anyhow!("{url}: expected a {scheme}:// URL"))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -197,7 +195,8 @@ pub async fn connect_all(
     let phase_deadline = start + Duration::from_secs(60) + env.timeout + Duration::from_millis(20 * n as u64);
     let mut set = JoinSet::new();
     for k in 0..n {
-        let (env, sem, tokens, errors, hists) = (env.clone(), sem.clone(), tokens.clone(), errors.clone(), hists.clone());
+        let (env, sem, tokens, errors, hists) =
+            (env.clone(), sem.clone(), tokens.clone(), errors.clone(), hists.clone());
         set.spawn(async move {
             let _permit = sem.acquire_owned().await.ok()?;
             if Instant::now() > phase_deadline {

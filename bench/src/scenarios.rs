@@ -54,7 +54,12 @@ fn header(r: &mut Report, env: &Env, nofile: u64) {
 fn connect_rows(r: &mut Report, want: usize, got: usize, h: &Histogram<u64>, took: Duration) {
     r.row(
         "connections",
-        format!("{got}/{want} open; ramp {:.2}s ({:.0}/s); connect {}", secs(took), rate(got as u64, took), lat_text(h)),
+        format!(
+            "{got}/{want} open; ramp {:.2}s ({:.0}/s); connect {}",
+            secs(took),
+            rate(got as u64, took),
+            lat_text(h)
+        ),
     );
     r.set("connections", json!(got));
     r.set("connections_wanted", json!(want));
@@ -175,7 +180,15 @@ async fn run_echo(
 ) -> Result<(Report, (bool, f64, u64))> {
     let mut r = Report::new(name, env.target.name());
     header(&mut r, &env, nofile);
-    r.row("load", format!("N={n} connections x K={k} in flight, event {:?}, warmup {:.1}s, duration {:.1}s", c.event, secs(warm), secs(dur)));
+    r.row(
+        "load",
+        format!(
+            "N={n} connections x K={k} in flight, event {:?}, warmup {:.1}s, duration {:.1}s",
+            c.event,
+            secs(warm),
+            secs(dur)
+        ),
+    );
     r.set("n", json!(n));
     r.set("k", json!(k));
     r.set("duration_s", json!(secs(dur)));
@@ -347,7 +360,13 @@ async fn run_fanout(
         let _ = tokio::time::timeout(Duration::from_millis(50), cx.notify.notified()).await;
     }
     let ready = cx.ready.get();
-    r.row("subscribed", format!("{ready}/{live}{}", if cx.join_tag.is_some() { format!(" joined tag {:?}", a.tag) } else { String::new() }));
+    r.row(
+        "subscribed",
+        format!(
+            "{ready}/{live}{}",
+            if cx.join_tag.is_some() { format!(" joined tag {:?}", a.tag) } else { String::new() }
+        ),
+    );
     r.set("subscribed", json!(ready));
 
     // Send M messages as fast as the API answers (one keep-alive connection, sequential).
@@ -358,7 +377,9 @@ async fn run_fanout(
     let t_first = Instant::now();
     for i in 0..m {
         if t_first.elapsed() > send_cap {
-            errors.add(ErrKind::Other, (m - i) as u64, || format!("send phase cap {send_cap:?} reached; {} not sent", m - i));
+            errors.add(ErrKind::Other, (m - i) as u64, || {
+                format!("send phase cap {send_cap:?} reached; {} not sent", m - i)
+            });
             break;
         }
         let data = format!("{{\"m\":{i}}}");
@@ -403,13 +424,29 @@ async fn run_fanout(
     let span = Duration::from_nanos(last_ns.saturating_sub(first_ns));
     let h = cx.hists.merged();
     let dps = rate(received, span);
-    r.row("deliveries/s", format!("{dps:.0}  ({received}/{expected} delivered in {:.3}s, first send -> last delivery)", secs(span)));
-    r.row("api", format!("{sent_ok}/{m} sends OK in {:.3}s ({:.0} req/s); server reported {api_delivered} delivered", secs(send_time), rate(sent_ok, send_time)));
+    r.row(
+        "deliveries/s",
+        format!("{dps:.0}  ({received}/{expected} delivered in {:.3}s, first send -> last delivery)", secs(span)),
+    );
+    r.row(
+        "api",
+        format!(
+            "{sent_ok}/{m} sends OK in {:.3}s ({:.0} req/s); server reported {api_delivered} delivered",
+            secs(send_time),
+            rate(sent_ok, send_time)
+        ),
+    );
     r.row("delivery latency", lat_text(&h));
     r.set("deliveries_per_s", json!(dps.round()));
-    r.set("deliveries", json!({"received": received, "expected": expected, "missing": missing, "api_reported": api_delivered}));
+    r.set(
+        "deliveries",
+        json!({"received": received, "expected": expected, "missing": missing, "api_reported": api_delivered}),
+    );
     r.set("time_s", json!(secs(span)));
-    r.set("api", json!({"sent_ok": sent_ok, "send_time_s": secs(send_time), "req_per_s": rate(sent_ok, send_time).round()}));
+    r.set(
+        "api",
+        json!({"sent_ok": sent_ok, "send_time_s": secs(send_time), "req_per_s": rate(sent_ok, send_time).round()}),
+    );
     r.set("latency", lat_json(&h));
     r.rss(env.server_pid, "rss_after_kib", "server rss after");
     r.errors(&errors);
@@ -489,11 +526,26 @@ pub async fn idle(env: Arc<Env>, a: &IdleArgs, nofile: u64) -> Result<Outcome> {
     with_deadline(deadline, "idle", run_idle(env, a, n, warm, dur, nofile)).await
 }
 
-async fn run_idle(env: Arc<Env>, a: &IdleArgs, n: usize, warm: Duration, dur: Duration, nofile: u64) -> Result<Outcome> {
+async fn run_idle(
+    env: Arc<Env>,
+    a: &IdleArgs,
+    n: usize,
+    warm: Duration,
+    dur: Duration,
+    nofile: u64,
+) -> Result<Outcome> {
     let mut r = Report::new("idle", env.target.name());
     header(&mut r, &env, nofile);
     let interval = (a.ping_interval > 0.0).then(|| Duration::from_secs_f64(a.ping_interval));
-    r.row("load", format!("N={n} idle connections, ping every {}, settle {:.1}s, hold {:.1}s", interval.map_or("never".into(), |d| format!("{:.1}s", secs(d))), secs(warm), secs(dur)));
+    r.row(
+        "load",
+        format!(
+            "N={n} idle connections, ping every {}, settle {:.1}s, hold {:.1}s",
+            interval.map_or("never".into(), |d| format!("{:.1}s", secs(d))),
+            secs(warm),
+            secs(dur)
+        ),
+    );
     r.set("n", json!(n));
     let errors = Arc::new(Errors::default());
     let pid = env.server_pid;
@@ -535,7 +587,15 @@ async fn run_idle(env: Arc<Env>, a: &IdleArgs, n: usize, warm: Duration, dur: Du
     r.set("alive_at_end", json!(alive));
     if let (Some(a0), Some(a1)) = (rss0, rss1) {
         let per = (a1 as f64 - a0 as f64) * 1024.0 / live.max(1) as f64;
-        r.row("server rss/conn", format!("{:.1} KiB per connection (delta {} over {live}; max seen {})", per / 1024.0, mib(a1.saturating_sub(a0)), mib(rss_max)));
+        r.row(
+            "server rss/conn",
+            format!(
+                "{:.1} KiB per connection (delta {} over {live}; max seen {})",
+                per / 1024.0,
+                mib(a1.saturating_sub(a0)),
+                mib(rss_max)
+            ),
+        );
         r.set("rss_per_conn_bytes", json!(per.round()));
         r.set("rss_max_kib", json!(rss_max));
     }
@@ -559,12 +619,26 @@ pub async fn churn(env: Arc<Env>, a: &ChurnArgs, nofile: u64) -> Result<Outcome>
     with_deadline(deadline, "churn", run_churn(env, a, bg, warm, dur, nofile)).await
 }
 
-async fn run_churn(env: Arc<Env>, a: &ChurnArgs, bg: usize, warm: Duration, dur: Duration, nofile: u64) -> Result<Outcome> {
+async fn run_churn(
+    env: Arc<Env>,
+    a: &ChurnArgs,
+    bg: usize,
+    warm: Duration,
+    dur: Duration,
+    nofile: u64,
+) -> Result<Outcome> {
     let mut r = Report::new("churn", env.target.name());
     header(&mut r, &env, nofile);
     let w = a.workers.max(1);
     let max = a.max_conns.unwrap_or(20_000 * (warm + dur).as_secs_f64().ceil().max(1.0) as usize);
-    r.row("load", format!("W={w} workers connect/close for {:.1}s (+{:.1}s warmup), cap {max} connections, {bg} background", secs(dur), secs(warm)));
+    r.row(
+        "load",
+        format!(
+            "W={w} workers connect/close for {:.1}s (+{:.1}s warmup), cap {max} connections, {bg} background",
+            secs(dur),
+            secs(warm)
+        ),
+    );
     r.set("workers", json!(w));
     r.set("background", json!(bg));
     let errors = Arc::new(Errors::default());
@@ -605,8 +679,16 @@ async fn run_churn(env: Arc<Env>, a: &ChurnArgs, bg: usize, warm: Duration, dur:
     let src_n = a.source_ips.clamp(1, 254);
     let mut set = JoinSet::new();
     for wi in 0..w {
-        let (env, next, exhausted, hists, ok, attempts, errors, tokens) =
-            (env.clone(), next.clone(), exhausted.clone(), hists.clone(), ok.clone(), attempts.clone(), errors.clone(), tokens.clone());
+        let (env, next, exhausted, hists, ok, attempts, errors, tokens) = (
+            env.clone(),
+            next.clone(),
+            exhausted.clone(),
+            hists.clone(),
+            ok.clone(),
+            attempts.clone(),
+            errors.clone(),
+            tokens.clone(),
+        );
         set.spawn(async move {
             let mut hist = LocalHist::new(&hists, wi);
             while Instant::now() < end {
@@ -642,7 +724,12 @@ async fn run_churn(env: Arc<Env>, a: &ChurnArgs, bg: usize, warm: Duration, dur:
     let cps = rate(ok.get(), dur);
     r.row(
         "connections/s",
-        format!("{cps:.0}  ({} completed in the {:.1}s window, {} attempts in all)", ok.get(), secs(dur), attempts.get()),
+        format!(
+            "{cps:.0}  ({} completed in the {:.1}s window, {} attempts in all)",
+            ok.get(),
+            secs(dur),
+            attempts.get()
+        ),
     );
     r.row("connect time", lat_text(&h));
     if exhausted.load(Relaxed) {
@@ -691,13 +778,22 @@ fn ms(d: Duration) -> f64 {
 pub async fn swap(env: Arc<Env>, a: &SwapArgs, nofile: u64) -> Result<Outcome> {
     let c = &a.c;
     let (n, k, warm) = (c.n(10), c.k(1), c.warmup(2.0));
-    let per = Duration::from_millis(a.swap_interval_ms).max(Duration::from_secs_f64(a.swap_timeout.max(0.0))) + Duration::from_millis(100);
+    let per = Duration::from_millis(a.swap_interval_ms).max(Duration::from_secs_f64(a.swap_timeout.max(0.0)))
+        + Duration::from_millis(100);
     let cap = per * (a.swaps as u32 + 1) + Duration::from_secs(5);
     let deadline = connect_budget(&env, n) + warm + cap + env.timeout + Duration::from_secs(60);
     with_deadline(deadline, "swap", run_swap(env, a, n, k, warm, cap, nofile)).await
 }
 
-async fn run_swap(env: Arc<Env>, a: &SwapArgs, n: usize, k: usize, warm: Duration, cap: Duration, nofile: u64) -> Result<Outcome> {
+async fn run_swap(
+    env: Arc<Env>,
+    a: &SwapArgs,
+    n: usize,
+    k: usize,
+    warm: Duration,
+    cap: Duration,
+    nofile: u64,
+) -> Result<Outcome> {
     let c = &a.c;
     let v1 = tokio::fs::read(&a.v1).await.with_context(|| format!("read --v1 {}", a.v1.display()))?;
     let v2 = tokio::fs::read(&a.v2).await.with_context(|| format!("read --v2 {}", a.v2.display()))?;
@@ -707,7 +803,17 @@ async fn run_swap(env: Arc<Env>, a: &SwapArgs, n: usize, k: usize, warm: Duratio
     let original = tokio::fs::read(&a.module_path).await.ok();
     let mut r = Report::new("swap", env.target.name());
     header(&mut r, &env, nofile);
-    r.row("load", format!("N={n} x K={k} {:?} while {} swaps of {} (interval >= {} ms, marker {:?})", c.event, a.swaps, a.module_path.display(), a.swap_interval_ms, a.v2_marker));
+    r.row(
+        "load",
+        format!(
+            "N={n} x K={k} {:?} while {} swaps of {} (interval >= {} ms, marker {:?})",
+            c.event,
+            a.swaps,
+            a.module_path.display(),
+            a.swap_interval_ms,
+            a.v2_marker
+        ),
+    );
     r.set("n", json!(n));
     r.set("k", json!(k));
     r.set("swaps", json!(a.swaps));
@@ -756,7 +862,12 @@ async fn run_swap(env: Arc<Env>, a: &SwapArgs, n: usize, k: usize, warm: Duratio
             Some(t) => (if to_v2 { &mut to_v2_lat } else { &mut to_v1_lat }).push(t.saturating_duration_since(t_w)),
             None => {
                 unseen[to_v2 as usize] += 1;
-                errors.one(ErrKind::Other, || format!("swap {i} ({}) not observed within {swap_timeout:?}", if to_v2 { "v1->v2" } else { "v2->v1" }));
+                errors.one(ErrKind::Other, || {
+                    format!(
+                        "swap {i} ({}) not observed within {swap_timeout:?}",
+                        if to_v2 { "v1->v2" } else { "v2->v1" }
+                    )
+                });
             }
         }
         tokio::time::sleep_until((t_w + interval).into()).await;
@@ -778,7 +889,9 @@ async fn run_swap(env: Arc<Env>, a: &SwapArgs, n: usize, k: usize, warm: Duratio
     echo_rows(&mut r, &ld, 0, "");
     echo_totals(&mut r, &ld);
     let mut dir_json = serde_json::Map::new();
-    for (name, lats, uns, stale) in [("v1->v2", &mut to_v2_lat, unseen[1], stale_v2), ("v2->v1", &mut to_v1_lat, unseen[0], stale_v1)] {
+    for (name, lats, uns, stale) in
+        [("v1->v2", &mut to_v2_lat, unseen[1], stale_v2), ("v2->v1", &mut to_v1_lat, unseen[0], stale_v1)]
+    {
         lats.sort();
         let p50 = lats.get(lats.len() / 2).copied();
         let max = lats.last().copied();
@@ -828,7 +941,17 @@ struct AttackStats {
 /// One attacker: keeps `inflight` attack requests going from `start` until the load's end,
 /// reconnecting (bounded) when the server drops it. Its error replies are expected, not errors.
 #[allow(clippy::too_many_arguments)]
-async fn attacker(env: Arc<Env>, mut ws: Option<Ws>, idx: usize, token: Option<String>, event: String, inflight: usize, start: Instant, ld: Arc<Load>, st: Arc<AttackStats>) {
+async fn attacker(
+    env: Arc<Env>,
+    mut ws: Option<Ws>,
+    idx: usize,
+    token: Option<String>,
+    event: String,
+    inflight: usize,
+    start: Instant,
+    ld: Arc<Load>,
+    st: Arc<AttackStats>,
+) {
     tokio::time::sleep_until(start.into()).await;
     let hist_src = st.hist.as_ref().unwrap();
     let mut hist = LocalHist::new(hist_src, idx);
@@ -880,7 +1003,10 @@ async fn attacker(env: Arc<Env>, mut ws: Option<Ws>, idx: usize, token: Option<S
                         hist.record(t0.elapsed());
                     }
                     if Instant::now() < ld.end() {
-                        let req = format!("{{\"event\":{},\"data\":{{\"n\":{seq}}}}}", serde_json::to_string(&event).unwrap());
+                        let req = format!(
+                            "{{\"event\":{},\"data\":{{\"n\":{seq}}}}}",
+                            serde_json::to_string(&event).unwrap()
+                        );
                         if w.send(Message::text(req)).await.is_err() {
                             alive = false;
                         } else {
@@ -916,7 +1042,15 @@ pub async fn hostile(env: Arc<Env>, a: &HostileArgs, nofile: u64) -> Result<Outc
     with_deadline(deadline, "hostile", run_hostile(env, a, n, k, warm, dur, nofile)).await
 }
 
-async fn run_hostile(env: Arc<Env>, a: &HostileArgs, n: usize, k: usize, warm: Duration, dur: Duration, nofile: u64) -> Result<Outcome> {
+async fn run_hostile(
+    env: Arc<Env>,
+    a: &HostileArgs,
+    n: usize,
+    k: usize,
+    warm: Duration,
+    dur: Duration,
+    nofile: u64,
+) -> Result<Outcome> {
     let c = &a.c;
     let mut r = Report::new("hostile", env.target.name());
     header(&mut r, &env, nofile);
@@ -928,7 +1062,11 @@ async fn run_hostile(env: Arc<Env>, a: &HostileArgs, n: usize, k: usize, warm: D
             a.attackers,
             a.attack_inflight,
             a.attack_event,
-            if a.baseline { format!("; baseline {:.1}s then attack {:.1}s", secs(dur) / 2.0, secs(dur) / 2.0) } else { format!("; {:.1}s under attack", secs(dur)) }
+            if a.baseline {
+                format!("; baseline {:.1}s then attack {:.1}s", secs(dur) / 2.0, secs(dur) / 2.0)
+            } else {
+                format!("; {:.1}s under attack", secs(dur))
+            }
         ),
     );
     r.set("n", json!(n));
@@ -962,7 +1100,17 @@ async fn run_hostile(env: Arc<Env>, a: &HostileArgs, n: usize, k: usize, warm: D
     }
     for (j, ws) in slots.into_iter().enumerate() {
         let token = att_tokens.as_ref().map(|t| t[j].clone());
-        att_set.spawn(attacker(env.clone(), ws, n + j, token, a.attack_event.clone(), a.attack_inflight, start, ld.clone(), st.clone()));
+        att_set.spawn(attacker(
+            env.clone(),
+            ws,
+            n + j,
+            token,
+            a.attack_event.clone(),
+            a.attack_inflight,
+            start,
+            ld.clone(),
+            st.clone(),
+        ));
     }
     tokio::time::sleep_until((ld.end() - Duration::from_millis(100).min(dur)).into()).await;
     r.rss(env.server_pid, "rss_load_kib", "server rss (load)");

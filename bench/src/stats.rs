@@ -264,7 +264,10 @@ impl Report {
         self.row("errors", e.text());
         let samples = e.samples();
         if samples.iter().any(|s| s.contains("rate_limited")) {
-            self.row("  hint", "the server's per-connection rate limit was hit: start it with SWITCHYARD_WS__RATE_PER_SEC=0");
+            self.row(
+                "  hint",
+                "the server's per-connection rate limit was hit: start it with SWITCHYARD_WS__RATE_PER_SEC=0",
+            );
         }
         for s in samples {
             self.row("  error", s);

@@ -197,10 +197,7 @@ fn tag(mem: &[u8], ptr: i32, len: i32) -> Result<&str, i32> {
 }
 
 /// Runs `f` over guest memory and host state; any `Err(status)` is returned to the guest.
-fn with_mem(
-    caller: &mut Caller<'_, HostState>,
-    f: impl FnOnce(&mut [u8], &mut HostState) -> Result<i32, i32>,
-) -> i32 {
+fn with_mem(caller: &mut Caller<'_, HostState>, f: impl FnOnce(&mut [u8], &mut HostState) -> Result<i32, i32>) -> i32 {
     let Some(mem) = caller.data().memory else { return ERR_BAD_POINTER };
     let (bytes, state) = mem.data_and_store_mut(caller);
     f(bytes, state).unwrap_or_else(|e| e)

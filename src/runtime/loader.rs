@@ -112,11 +112,17 @@ pub fn load(
         }
         let known = if ns == NAMESPACE { IMPORTS.iter().find(|(n, _, _)| *n == field) } else { None };
         let Some((_, params, grant)) = known else {
-            return Err(format!("{path}: imports unknown function {ns}::{field}; ABI v1 provides only \"{NAMESPACE}\" functions (docs/ABI.md)"));
+            return Err(format!(
+                "{path}: imports unknown function {ns}::{field}; ABI v1 provides only \"{NAMESPACE}\" functions (docs/ABI.md)"
+            ));
         };
         match imp.ty() {
             ExternType::Func(f) if f.params().len() == *params && f.params().all(|p| matches!(p, ValType::I32)) => {}
-            _ => return Err(format!("{path}: import {ns}::{field} must have {params} i32 parameters and an i32 result")),
+            _ => {
+                return Err(format!(
+                    "{path}: import {ns}::{field} must have {params} i32 parameters and an i32 result"
+                ));
+            }
         }
         let granted = match grant {
             Grant::Always => true,

@@ -139,7 +139,8 @@ fn event_in_prefix(event: &str, prefix: &str) -> bool {
 impl Manifest {
     pub fn load(file: &Path) -> Result<Self, ManifestError> {
         let name = file.display().to_string();
-        let text = std::fs::read_to_string(file).map_err(|source| ManifestError::Read { file: name.clone(), source })?;
+        let text =
+            std::fs::read_to_string(file).map_err(|source| ManifestError::Read { file: name.clone(), source })?;
         let parsed: ManifestFile =
             toml::from_str(&text).map_err(|e| ManifestError::Parse { file: name.clone(), source: Box::new(e) })?;
         let base = file.parent().unwrap_or(Path::new("."));

@@ -20,8 +20,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 use wasmtime::{
-    Engine, InstanceAllocationStrategy, Linker, ModuleExport, PoolingAllocationConfig, Store, Trap,
-    UpdateDeadline,
+    Engine, InstanceAllocationStrategy, Linker, ModuleExport, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
 };
 
 use crate::config::RuntimeConfig;
@@ -104,7 +103,6 @@ impl CallError {
         }
     }
 }
-
 
 pub struct Runtime {
     engine: Engine,
@@ -277,8 +275,7 @@ impl Runtime {
             let mut status = old_status.remove(name).unwrap_or_default();
             status.name = name.clone();
             status.path = spec.path.display().to_string();
-            status.routes =
-                manifest.routes.iter().filter(|r| &r.module == name).map(|r| r.event.clone()).collect();
+            status.routes = manifest.routes.iter().filter(|r| &r.module == name).map(|r| r.event.clone()).collect();
             let prev = old.modules.get(name);
             let loaded = loader::read(spec).and_then(|(bytes, hash)| {
                 if let Some(p) = prev.filter(|p| p.hash == hash && p.spec == *spec) {
@@ -455,10 +452,8 @@ async fn run(
     let len_i32 = i32::try_from(len).map_err(|_| wasmtime::format_err!("request too large"))?;
     let ptr = alloc.call_async(&mut *store, len_i32).await?;
     let start = ptr as u32 as usize;
-    let buf = start
-        .checked_add(len)
-        .and_then(|end| memory.data_mut(&mut *store).get_mut(start..end))
-        .filter(|_| ptr != 0);
+    let buf =
+        start.checked_add(len).and_then(|end| memory.data_mut(&mut *store).get_mut(start..end)).filter(|_| ptr != 0);
     let Some(buf) = buf else {
         // alloc could not provide the bytes: the guest is out of memory.
         store.data_mut().memory_limit_hit = true;

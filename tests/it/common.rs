@@ -167,8 +167,11 @@ pub struct Client {
 }
 
 impl Client {
-    pub async fn connect(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
-        let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(req)).await.expect("connect timed out")?;
+    pub async fn connect(
+        req: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let (ws, _) =
+            tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(req)).await.expect("connect timed out")?;
         let mut c = Client { ws, id: String::new() };
         let welcome = c.recv().await;
         assert_eq!(welcome["event"], "connected", "welcome frame: {welcome}");

@@ -109,7 +109,10 @@ pub async fn denied_capability(script: &str) {
     let mut c = s.connect("alice").await;
     // chat:vip is outside the granted patterns chat:lobby and chat:room-*.
     let r = c.request("chat/join", json!({"room": "vip"})).await;
-    assert_eq!((r["event"].as_str(), r["code"].as_i64(), r["errorMsg"].as_str()), (Some("chat/join"), Some(-1), Some("denied")));
+    assert_eq!(
+        (r["event"].as_str(), r["code"].as_i64(), r["errorMsg"].as_str()),
+        (Some("chat/join"), Some(-1), Some("denied"))
+    );
     let r = c.request("chat/join", json!({"room": "room-7"})).await;
     assert_eq!(r["data"], json!({"room": "room-7", "users": ["alice"]}));
 }

@@ -94,7 +94,8 @@ export = "echo"
 
 #[tokio::test]
 async fn a_trapping_handler_gives_an_error_frame_and_everything_stays_up() {
-    let s = TestServer::with(TRAP_MANIFEST, &[("trap.wat", &wat("trap.wat")), ("echo.wat", &wat("echo.wat"))], |_| {}).await;
+    let s = TestServer::with(TRAP_MANIFEST, &[("trap.wat", &wat("trap.wat")), ("echo.wat", &wat("echo.wat"))], |_| {})
+        .await;
     let mut c = s.connect("alice").await;
     let r = c.request("trap/boom", json!({})).await;
     assert_eq!((r["code"].as_i64(), r["kind"].as_str()), (Some(-1), Some("handler_trapped")));
@@ -197,7 +198,5 @@ async fn compiled_modules_are_cached_on_disk() {
 }
 
 fn walk(p: &std::path::Path) -> usize {
-    std::fs::read_dir(p).map_or(0, |rd| {
-        rd.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum()
-    })
+    std::fs::read_dir(p).map_or(0, |rd| rd.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum())
 }

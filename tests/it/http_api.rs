@@ -64,7 +64,8 @@ async fn kick_closes_the_client_with_4001() {
 async fn a_wrong_or_missing_key_is_refused_with_401() {
     let s = TestServer::start().await;
     for path in ["/api/send/all", "/api/online", "/admin/modules", "/admin/reload"] {
-        let r = s.http.post(s.url(path)).header("x-api-key", "wrong").json(&json!({"event": "x"})).send().await.unwrap();
+        let r =
+            s.http.post(s.url(path)).header("x-api-key", "wrong").json(&json!({"event": "x"})).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 401, "{path}");
         let body: serde_json::Value = r.json().await.unwrap();
         assert!(body["error"].as_str().unwrap().contains("API key"));

@@ -67,17 +67,24 @@ async fn heartbeat_timeout_closes_and_removes_the_client_from_every_index() {
     let mut silent = s.connect("ghost").await;
     silent.request("join", json!({"id": "haunt"})).await;
     let (_, online) = s.get("/api/online").await;
-    assert_eq!((online["clients"].as_u64(), online["users"].as_u64(), online["tags"].as_u64()), (Some(1), Some(1), Some(1)));
+    assert_eq!(
+        (online["clients"].as_u64(), online["users"].as_u64(), online["tags"].as_u64()),
+        (Some(1), Some(1), Some(1))
+    );
     // Say nothing for longer than the timeout.
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(silent.expect_close().await, Some(4000));
     let (_, online) = s.get("/api/online").await;
-    assert_eq!((online["clients"].as_u64(), online["users"].as_u64(), online["tags"].as_u64()), (Some(0), Some(0), Some(0)));
+    assert_eq!(
+        (online["clients"].as_u64(), online["users"].as_u64(), online["tags"].as_u64()),
+        (Some(0), Some(0), Some(0))
+    );
 }
 
 #[tokio::test]
 async fn a_client_that_pings_stays_online_past_the_timeout() {
-    let s = TestServer::with(ECHO_MANIFEST, &[("echo.wat", &wat("echo.wat"))], |c| c.ws.heartbeat_timeout_secs = 1).await;
+    let s =
+        TestServer::with(ECHO_MANIFEST, &[("echo.wat", &wat("echo.wat"))], |c| c.ws.heartbeat_timeout_secs = 1).await;
     let mut c = s.connect("alice").await;
     for _ in 0..6 {
         tokio::time::sleep(Duration::from_millis(300)).await;

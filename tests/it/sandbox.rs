@@ -38,8 +38,12 @@ fn hostile_manifest() -> String {
 }
 
 async fn hostile_server() -> TestServer {
-    TestServer::with(&hostile_manifest(), &[("hostile.wat", &wat("hostile.wat")), ("echo.wat", &wat("echo.wat"))], |_| {})
-        .await
+    TestServer::with(
+        &hostile_manifest(),
+        &[("hostile.wat", &wat("hostile.wat")), ("echo.wat", &wat("echo.wat"))],
+        |_| {},
+    )
+    .await
 }
 
 /// Starts `attack` on one client, checks a bystander's ping and echo are answered before the
