@@ -13,21 +13,13 @@ use switchyard::metrics::Metrics;
 use switchyard::registry::Registry;
 use switchyard::runtime::Runtime;
 
-const MANIFEST: &str = r#"
-[modules.bench]
-path = "noop.wat"
-[[routes]]
-event = "bench/noop"
-module = "bench"
-export = "noop"
-
-[modules.echo]
-path = "echo.wasm"
-[[routes]]
-event = "echo/x"
-module = "echo"
-export = "echo"
-"#;
+/// The echo module of each language, when its build output exists.
+const LANGUAGES: &[(&str, &str)] = &[
+    ("Rust", "handlers/build/echo.wasm"),
+    ("C", "examples/c/build/echo.wasm"),
+    ("Zig", "examples/zig/build/echo.wasm"),
+    ("AssemblyScript", "examples/assemblyscript/build/echo.wasm"),
+];
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p) as usize]
@@ -35,15 +27,26 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn main() {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let echo = root.join("handlers/build/echo.wasm");
-    if !echo.exists() {
-        eprintln!("build the handlers first: handlers/build.sh");
-        std::process::exit(2);
-    }
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("switchyard.toml"), MANIFEST).unwrap();
     std::fs::copy(root.join("benches/wat/noop.wat"), dir.path().join("noop.wat")).unwrap();
-    std::fs::copy(&echo, dir.path().join("echo.wasm")).unwrap();
+    let mut manifest = String::from(
+        "[modules.bench]\npath = \"noop.wat\"\n[[routes]]\nevent = \"bench/noop\"\nmodule = \"bench\"\nexport = \"noop\"\n",
+    );
+    let mut cases = vec![("no-op handler (WAT)".to_string(), "bench/noop".to_string(), "null")];
+    for (lang, path) in LANGUAGES {
+        let src = root.join(path);
+        if !src.exists() {
+            eprintln!("skipping {lang}: {path} not built");
+            continue;
+        }
+        let m = lang.to_lowercase();
+        std::fs::copy(&src, dir.path().join(format!("{m}.wasm"))).unwrap();
+        manifest.push_str(&format!(
+            "[modules.{m}]\npath = \"{m}.wasm\"\n[[routes]]\nevent = \"{m}/echo\"\nmodule = \"{m}\"\nexport = \"echo\"\n"
+        ));
+        cases.push((format!("echo handler ({lang}, reply queued)"), format!("{m}/echo"), r#"{"n":12345}"#));
+    }
+    std::fs::write(dir.path().join("switchyard.toml"), manifest).unwrap();
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
@@ -53,9 +56,8 @@ fn main() {
         let identity = Identity { user: Arc::from("bench"), ..Identity::guest() };
         let (client, mut outbox) = registry.register(identity, [127, 0, 0, 1].into(), "bench", usize::MAX);
 
-        for (name, event, data) in
-            [("no-op handler", "bench/noop", "null"), ("echo handler (Rust, reply queued)", "echo/x", r#"{"n":12345}"#)]
-        {
+        for (name, event, data) in &cases {
+            let (event, data) = (event.as_str(), *data);
             // `cargo bench` passes --bench; under `cargo test --all-targets` this is a smoke run.
             let full = std::env::args().any(|a| a == "--bench");
             let n = if full { 200_000 } else { 1_000 };
@@ -76,7 +78,7 @@ fn main() {
             let total = all.elapsed();
             samples.sort_unstable();
             println!(
-                "{name:<36} calls={n} p50={:.2}µs p99={:.2}µs p999={:.2}µs mean={:.2}µs ({:.0} calls/s on one core)",
+                "{name:<44} calls={n} p50={:.2}µs p99={:.2}µs p999={:.2}µs mean={:.2}µs ({:.0} calls/s on one core)",
                 percentile(&samples, 0.5).as_secs_f64() * 1e6,
                 percentile(&samples, 0.99).as_secs_f64() * 1e6,
                 percentile(&samples, 0.999).as_secs_f64() * 1e6,

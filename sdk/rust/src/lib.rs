@@ -358,12 +358,33 @@ macro_rules! handlers {
 pub mod __private {
     use crate::{Error, HandlerError, Request};
 
+    /// Bytes of the static arena `alloc` serves small requests from.
+    const ARENA_BYTES: usize = 16 * 1024;
+
+    #[repr(C, align(8))]
+    struct Arena(core::cell::UnsafeCell<[u8; ARENA_BYTES]>);
+    // SAFETY: a wasm32 instance is single-threaded; the arena is only touched by `alloc`.
+    unsafe impl Sync for Arena {}
+    static ARENA: Arena = Arena(core::cell::UnsafeCell::new([0; ARENA_BYTES]));
+    static ARENA_USED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
     /// The `alloc` export: `len` bytes, 8-aligned, leaked (the instance dies after the event).
     /// Returns `0` for a negative length or when memory cannot grow.
+    ///
+    /// Small requests come from a zeroed static arena (part of the initial memory), so a
+    /// handler that allocates nothing else never makes the allocator grow memory: that keeps
+    /// a fresh instance per event cheap.
     #[inline]
     pub fn alloc(len: i32) -> i32 {
+        use core::sync::atomic::Ordering::Relaxed;
         if len < 0 {
             return 0;
+        }
+        let need = ((len as usize).max(1) + 7) & !7;
+        let used = ARENA_USED.load(Relaxed);
+        if used + need <= ARENA_BYTES {
+            ARENA_USED.store(used + need, Relaxed);
+            return (ARENA.0.get() as usize + used) as i32;
         }
         let Ok(layout) = std::alloc::Layout::from_size_align((len as usize).max(1), 8) else {
             return 0;
