@@ -83,7 +83,7 @@ pub struct WsConfig {
     pub client_join: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Key for the HTTP API (`X-Api-Key` or `Authorization: Bearer`). Dev key when unset.
@@ -154,12 +154,6 @@ impl Default for WsConfig {
             read_buffer_bytes: 4096,
             client_join: vec!["*".into()],
         }
-    }
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self { api_key: None }
     }
 }
 

@@ -179,7 +179,7 @@ fn string(mem: &[u8], ptr: i32, len: i32) -> Result<&str, i32> {
 }
 
 /// Optional JSON data: `len == 0` means none; otherwise it must parse.
-fn json<'a>(mem: &'a [u8], ptr: i32, len: i32) -> Result<Option<&'a str>, i32> {
+fn json(mem: &[u8], ptr: i32, len: i32) -> Result<Option<&str>, i32> {
     if len == 0 {
         return Ok(None);
     }

@@ -72,8 +72,7 @@ pub struct TestServer {
 
 /// Defaults for tests: ephemeral port, no rate limit unless a test sets one.
 pub fn test_config(dir: &Path) -> Config {
-    let mut c = Config::default();
-    c.listen = "127.0.0.1:0".parse().unwrap();
+    let mut c = Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
     c.ws.rate_per_sec = 0;
     c.runtime.manifest = dir.join("switchyard.toml");
     c.runtime.cache_dir = Some(dir.join("cache"));

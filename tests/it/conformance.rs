@@ -82,7 +82,7 @@ pub async fn chat(script: &str) {
     let expected = json!({"room": "lobby", "from": "bob", "text": "hi \"there\" ✓"});
     let m = a.recv().await;
     assert_eq!((m["event"].as_str(), &m["data"]), (Some("chat/message"), &expected));
-    let mut own = vec![b.recv().await, b.recv().await];
+    let mut own = [b.recv().await, b.recv().await];
     own.sort_by_key(|f| f["event"].as_str().unwrap().to_string());
     assert_eq!(own[0]["data"], expected);
     assert_eq!((own[1]["event"].as_str(), &own[1]["data"]), (Some("chat/send"), &json!({"delivered": 2})));

@@ -44,7 +44,7 @@ async fn default_chat_joins_sends_to_the_room_and_lists_who_is_online() {
     assert_eq!(r["data"]["users"], json!(["alice", "bob"]));
 
     a.send("chat/send", json!({"room": "lobby", "text": "hi \"all\""})).await;
-    let mut got = vec![a.recv().await, a.recv().await];
+    let mut got = [a.recv().await, a.recv().await];
     got.sort_by_key(|f| f["event"].as_str().unwrap().to_string());
     assert_eq!(got[0]["event"], "chat/message");
     assert_eq!(got[1]["data"], json!({"delivered": 2}));
