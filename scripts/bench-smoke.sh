@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${PROFILE:-debug}
-if [ "$profile" = release ]; then cargo build --release --bins -q; else cargo build --bins -q; fi
+if [ "$profile" = release ]; then cargo build --release --workspace --bins -q; else cargo build --workspace --bins -q; fi
 [ -f handlers/build/echo.wasm ] || bash handlers/build.sh
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 SWITCHYARD_WS__RATE_PER_SEC=0 RUST_LOG=warn "target/$profile/switchyard" serve \

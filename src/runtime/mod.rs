@@ -145,8 +145,9 @@ impl Runtime {
             .decommit_batch_size(32);
         wcfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         if let Some(dir) = &cfg.cache_dir {
+            let dir = std::path::absolute(dir)?;
             let mut cc = wasmtime::CacheConfig::new();
-            cc.with_directory(dir);
+            cc.with_directory(&dir);
             match wasmtime::Cache::new(cc) {
                 Ok(cache) => {
                     wcfg.cache(Some(cache));
