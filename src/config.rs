@@ -151,7 +151,7 @@ impl Default for WsConfig {
             rate_burst: 200,
             max_connections: 100_000,
             allowed_origins: Vec::new(),
-            read_buffer_bytes: 4096,
+            read_buffer_bytes: 2048,
             client_join: vec!["*".into()],
         }
     }

@@ -6,7 +6,7 @@
 //! hold one index's lock while taking another's in a different order (client tags, then the
 //! tag index).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use serde::Serialize;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::auth::Identity;
 use crate::metrics::Metrics;
@@ -38,18 +38,16 @@ pub struct ClientHandle {
     /// Unix milliseconds of the last frame (or pong) received.
     last_seen_ms: AtomicU64,
     tags: Mutex<Vec<Arc<str>>>,
-    tx: mpsc::UnboundedSender<Utf8Bytes>,
+    /// Frames waiting for the connection task. A plain deque allocates nothing while the
+    /// client is idle (a channel would hold a block per connection).
+    queue: Mutex<VecDeque<Utf8Bytes>>,
+    queue_signal: Notify,
     queued_bytes: AtomicUsize,
     queue_limit: usize,
     /// Non-zero once the client must be closed with this code.
     close_code: AtomicU16,
     close_signal: Notify,
     metrics: Arc<Metrics>,
-}
-
-/// The receiving half of a client's queue, owned by its connection task.
-pub struct Outbox {
-    pub rx: mpsc::UnboundedReceiver<Utf8Bytes>,
 }
 
 pub fn unix_ms() -> u64 {
@@ -70,14 +68,42 @@ impl ClientHandle {
             self.close(close::TRY_AGAIN_LATER);
             return false;
         }
-        if self.tx.send(frame).is_err() {
-            return false;
+        let was_empty = {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.push_back(frame);
+            q.len() == 1
+        };
+        if was_empty {
+            self.queue_signal.notify_one();
         }
         Metrics::inc(&self.metrics.frames_out_total);
         true
     }
 
-    /// Called by the connection task once a frame left the queue.
+    /// Moves every queued frame into `out` (the connection task's batch); returns how many.
+    pub fn take_queued(&self, out: &mut VecDeque<Utf8Bytes>) -> usize {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if out.is_empty() {
+            std::mem::swap(&mut *q, out);
+        } else {
+            out.extend(q.drain(..));
+        }
+        out.len()
+    }
+
+    /// Waits until frames are queued, then moves them into `out`. Cancel-safe: nothing is
+    /// taken until it returns.
+    pub async fn next_batch(&self, out: &mut VecDeque<Utf8Bytes>) {
+        loop {
+            let notified = self.queue_signal.notified();
+            if self.take_queued(out) > 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Called by the connection task once frames left the queue.
     pub fn dequeued(&self, bytes: usize) {
         self.queued_bytes.fetch_sub(bytes, Relaxed);
     }
@@ -161,16 +187,9 @@ impl Registry {
         Self { next_id: AtomicU64::new(1), metrics, ..Default::default() }
     }
 
-    /// Creates and indexes a client; the returned [`Outbox`] feeds its connection task.
-    pub fn register(
-        &self,
-        identity: Identity,
-        ip: IpAddr,
-        user_agent: &str,
-        queue_limit: usize,
-    ) -> (Arc<ClientHandle>, Outbox) {
+    /// Creates and indexes a client; its connection task drains its queue.
+    pub fn register(&self, identity: Identity, ip: IpAddr, user_agent: &str, queue_limit: usize) -> Arc<ClientHandle> {
         let id = self.next_id.fetch_add(1, Relaxed);
-        let (tx, rx) = mpsc::unbounded_channel();
         let token_tags = identity.tags.clone();
         let client = Arc::new(ClientHandle {
             id,
@@ -181,7 +200,8 @@ impl Registry {
             connected_at: protocol::now_secs(),
             last_seen_ms: AtomicU64::new(unix_ms()),
             tags: Mutex::new(Vec::new()),
-            tx,
+            queue: Mutex::new(VecDeque::new()),
+            queue_signal: Notify::new(),
             queued_bytes: AtomicUsize::new(0),
             queue_limit,
             close_code: AtomicU16::new(0),
@@ -195,7 +215,7 @@ impl Registry {
         }
         Metrics::inc(&self.metrics.connections_total);
         self.metrics.connections.fetch_add(1, Relaxed);
-        (client, Outbox { rx })
+        client
     }
 
     /// Removes a client from every index.

@@ -105,8 +105,8 @@ async fn ws_upgrade(
     }
     let state = st.clone();
     ws.on_failed_upgrade(|e| tracing::debug!("upgrade failed: {e}")).on_upgrade(move |socket| async move {
-        let (client, outbox) = state.registry.register(identity, peer.ip(), &ua, state.config.ws.outbound_queue_bytes);
-        session::run(socket, state, client, outbox).await;
+        let client = state.registry.register(identity, peer.ip(), &ua, state.config.ws.outbound_queue_bytes);
+        session::run(socket, state, client).await;
     })
 }
 

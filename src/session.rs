@@ -6,6 +6,7 @@
 //! It must never hold a lock across an `.await` and never block: handler calls are async and
 //! every send goes through the client's bounded queue.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,12 +16,10 @@ use serde::Deserialize;
 
 use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorKind, close};
-use crate::registry::{ClientHandle, Outbox, unix_ms};
+use crate::registry::{ClientHandle, unix_ms};
 use crate::runtime::CallError;
 use crate::server::AppState;
 
-/// Frames written per flush at most, so one busy client cannot monopolise its task.
-const WRITE_BATCH: usize = 64;
 /// How long the goodbye (queued frames + close frame) may take.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -62,7 +61,7 @@ enum End {
 }
 
 /// Runs a connection until it ends, then removes the client from every index.
-pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<ClientHandle>, mut outbox: Outbox) {
+pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<ClientHandle>) {
     let ws = &state.config.ws;
     let metrics = &state.registry.metrics;
     tracing::info!(client = %client.id_str, user = %client.identity.user, ip = %client.ip, "connected");
@@ -77,6 +76,8 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
     let mut last_ping = Instant::now();
     let write_timeout = Duration::from_millis(ws.write_timeout_ms.max(1));
     let mut rate = RateLimit::new(ws.rate_per_sec, ws.rate_burst);
+    // Frames taken from the client's queue, written in one flush.
+    let mut batch = VecDeque::new();
 
     let end = loop {
         tokio::select! {
@@ -118,8 +119,8 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
                     Message::Ping(_) | Message::Pong(_) => {}
                 }
             }
-            Some(first) = outbox.rx.recv() => {
-                let write = write_batch(&mut socket, &client, first, &mut outbox);
+            () = client.next_batch(&mut batch) => {
+                let write = write_batch(&mut socket, &client, &mut batch);
                 tokio::select! {
                     r = tokio::time::timeout(write_timeout, write) => match r {
                         Ok(Ok(())) => {}
@@ -153,7 +154,8 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
         End::Close(code, reason) => {
             let goodbye = async {
                 // Deliver what was queued (an error frame explaining the close, say), then close.
-                while let Ok(f) = outbox.rx.try_recv() {
+                client.take_queued(&mut batch);
+                while let Some(f) = batch.pop_front() {
                     socket.feed(Message::Text(f)).await?;
                 }
                 let frame = CloseFrame { code: *code, reason: Utf8Bytes::from_static(reason) };
@@ -189,23 +191,16 @@ fn is_too_big(e: &axum::Error) -> bool {
     false
 }
 
-/// Writes `first` and whatever else is queued, then flushes once.
+/// Writes the batch (everything that was queued), then flushes once.
 async fn write_batch(
     socket: &mut WebSocket,
     client: &ClientHandle,
-    first: Utf8Bytes,
-    outbox: &mut Outbox,
+    batch: &mut VecDeque<Utf8Bytes>,
 ) -> Result<(), axum::Error> {
-    let mut bytes = first.len();
-    socket.feed(Message::Text(first)).await?;
-    for _ in 1..WRITE_BATCH {
-        match outbox.rx.try_recv() {
-            Ok(f) => {
-                bytes += f.len();
-                socket.feed(Message::Text(f)).await?;
-            }
-            Err(_) => break,
-        }
+    let mut bytes = 0;
+    while let Some(f) = batch.pop_front() {
+        bytes += f.len();
+        socket.feed(Message::Text(f)).await?;
     }
     socket.flush().await?;
     client.dequeued(bytes);
