@@ -58,7 +58,9 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let registry = Arc::new(Registry::new(Arc::new(Metrics::default())));
-        let cfg = RuntimeConfig { manifest: dir.path().join("switchyard.toml"), cache_dir: None, ..Default::default() };
+        // SWITCHYARD_RUNTIME__* variables apply, to compare pool settings.
+        let env = switchyard::config::Config::load(None).expect("config").runtime;
+        let cfg = RuntimeConfig { manifest: dir.path().join("switchyard.toml"), cache_dir: None, ..env };
         let runtime = Runtime::new(&cfg, registry.clone()).unwrap();
         let identity = Identity { user: Arc::from("bench"), ..Identity::guest() };
         let client = registry.register(identity, [127, 0, 0, 1].into(), "bench", usize::MAX);

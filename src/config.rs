@@ -109,6 +109,12 @@ pub struct RuntimeConfig {
     pub max_memory_mib: u64,
     /// Enable fuel metering so modules may set `limits.fuel` (costs some speed).
     pub fuel: bool,
+    /// Linear memory (KiB) each pooled instance slot keeps resident between events and resets
+    /// with `memset`; the rest is returned with `madvise`.
+    pub keep_resident_kib: usize,
+    /// Find the pages an event dirtied with Linux's PAGEMAP_SCAN (>= 6.7) instead of resetting
+    /// the whole `keep_resident_kib`.
+    pub pagemap_scan: bool,
 }
 
 impl Default for Config {
@@ -168,6 +174,8 @@ impl Default for RuntimeConfig {
             max_instances: 1000,
             max_memory_mib: 256,
             fuel: false,
+            keep_resident_kib: 64,
+            pagemap_scan: false,
         }
     }
 }

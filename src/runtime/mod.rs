@@ -136,10 +136,10 @@ impl Runtime {
             .total_tables(cfg.max_instances)
             .total_stacks(cfg.max_instances)
             .max_memory_size((cfg.max_memory_mib as usize) * 1024 * 1024)
-            // Reset only the pages a call dirtied (PAGEMAP_SCAN, Linux >= 6.7) with memset and
-            // keep them resident, instead of madvise + page faults on every instantiation.
-            .pagemap_scan(wasmtime::Enabled::Auto)
-            .linear_memory_keep_resident(1024 * 1024)
+            // Reset the start of memory (data, small stacks, the first allocations) with
+            // memset and keep it resident, instead of madvise + page faults on every event.
+            .pagemap_scan(if cfg.pagemap_scan { wasmtime::Enabled::Auto } else { wasmtime::Enabled::No })
+            .linear_memory_keep_resident(cfg.keep_resident_kib * 1024)
             .table_keep_resident(64 * 1024)
             .async_stack_keep_resident(64 * 1024)
             .decommit_batch_size(32);
