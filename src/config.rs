@@ -174,8 +174,8 @@ impl Default for RuntimeConfig {
             max_instances: 1000,
             max_memory_mib: 256,
             fuel: false,
-            keep_resident_kib: 64,
-            pagemap_scan: false,
+            keep_resident_kib: 1024,
+            pagemap_scan: true,
         }
     }
 }
