@@ -48,6 +48,7 @@ pub enum ErrorKind {
     HandlerTrapped,
     HandlerTimeout,
     MemoryLimit,
+    SendLimit,
     Busy,
 }
 
@@ -65,6 +66,7 @@ impl ErrorKind {
             ErrorKind::HandlerTrapped => "handler_trapped",
             ErrorKind::HandlerTimeout => "handler_timeout",
             ErrorKind::MemoryLimit => "memory_limit",
+            ErrorKind::SendLimit => "send_limit",
             ErrorKind::Busy => "busy",
         }
     }

@@ -67,6 +67,8 @@ pub struct HostState {
     send_bytes: u64,
     /// Set when `memory.grow` was refused by the cap: a later trap is reported as "memory limit".
     pub memory_limit_hit: bool,
+    /// Set when a send was refused by the call's budget: the call ends with "send limit".
+    pub send_limit_hit: bool,
     memory_cap: usize,
     pub wasi: Option<wasmtime_wasi::p1::WasiP1Ctx>,
     pub wasi_out: Option<(wasmtime_wasi::p2::pipe::MemoryOutputPipe, wasmtime_wasi::p2::pipe::MemoryOutputPipe)>,
@@ -95,6 +97,7 @@ impl HostState {
             sends: 0,
             send_bytes: 0,
             memory_limit_hit: false,
+            send_limit_hit: false,
             memory_cap,
             wasi,
             wasi_out,
@@ -121,11 +124,11 @@ impl HostState {
     fn charge(&mut self, bytes: usize) -> Result<(), i32> {
         let l = &self.module.spec.limits;
         if self.sends >= l.max_sends || self.send_bytes + bytes as u64 > l.max_send_bytes {
-            Metrics::inc(&self.metrics().send_limit_total);
-            if self.sends == l.max_sends {
+            if !self.send_limit_hit {
+                self.send_limit_hit = true;
+                Metrics::inc(&self.metrics().send_limit_total);
                 tracing::warn!(module = %self.module.name, client = %self.client.id_str, "send budget of one call exhausted");
             }
-            self.sends = self.sends.saturating_add(1);
             return Err(ERR_LIMIT);
         }
         self.sends += 1;

@@ -87,6 +87,8 @@ pub enum CallError {
     Fuel,
     #[error("memory limit")]
     MemoryLimit,
+    #[error("send limit: one call may send {0} messages and {1} bytes")]
+    SendLimit(u32, u64),
     #[error("server busy: no handler instance available")]
     Busy,
 }
@@ -99,6 +101,7 @@ impl CallError {
             CallError::Trapped(_) => ErrorKind::HandlerTrapped,
             CallError::Timeout | CallError::Fuel => ErrorKind::HandlerTimeout,
             CallError::MemoryLimit => ErrorKind::MemoryLimit,
+            CallError::SendLimit(..) => ErrorKind::SendLimit,
             CallError::Busy => ErrorKind::Busy,
         }
     }
@@ -390,6 +393,10 @@ impl Runtime {
         let result = run(&mut store, &route, event, data, client).await;
         store.data().flush_wasi_output();
         let err = match result {
+            Ok(0) if store.data().send_limit_hit => {
+                let l = &module.spec.limits;
+                CallError::SendLimit(l.max_sends, l.max_send_bytes)
+            }
             Ok(0) => return Ok(()),
             Ok(status) => {
                 Metrics::inc(&metrics.handler_failures_total);

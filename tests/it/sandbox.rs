@@ -94,16 +94,19 @@ async fn bad_pointers_to_every_host_function_are_refused_without_harm() {
 }
 
 #[tokio::test]
-async fn a_flood_of_sends_from_one_call_stops_at_the_budget() {
+async fn a_flood_of_sends_from_one_call_stops_at_the_budget_with_send_limit() {
     let s = hostile_server().await;
     let mut attacker = s.connect("mallory").await;
+    let mut bystander = s.connect("alice").await;
     attacker.send("admin/addons/hostile/flood", json!({})).await;
+    assert_eq!(bystander.request("ping", json!(null)).await["event"], "ping");
+    assert_eq!(bystander.request("echo", json!(1)).await["data"], 1);
     for _ in 0..50 {
         assert_eq!(attacker.recv().await["code"], 0);
     }
+    let r = attacker.recv().await;
+    assert_eq!((r["code"].as_i64(), r["kind"].as_str()), (Some(-1), Some("send_limit")), "{r}");
     assert!(attacker.try_recv(std::time::Duration::from_millis(200)).await.is_none(), "no more than max_sends");
-    let mut bystander = s.connect("alice").await;
-    assert_eq!(bystander.request("echo", json!(1)).await["data"], 1);
     let m = reqwest::get(s.url("/metrics")).await.unwrap().text().await.unwrap();
     assert!(m.contains("switchyard_send_limit_total 1"), "{m}");
 }
