@@ -237,6 +237,25 @@ fn count(n: usize) -> Result<i32, i32> {
     Ok(i32::try_from(n).unwrap_or(i32::MAX))
 }
 
+/// `send_to_client` / `send_to_user`: capability check, one frame, one registry send.
+fn send_to_one_target(
+    c: &mut Caller<'_, HostState>,
+    cap: Capability,
+    target: (i32, i32),
+    ev: (i32, i32),
+    data: (i32, i32),
+    send: fn(&Registry, &str, &axum::extract::ws::Utf8Bytes) -> usize,
+) -> i32 {
+    with_mem(c, |m, st| {
+        let target = string(m, target.0, target.1)?;
+        if !st.module.spec.has(cap) {
+            return Err(st.deny(if cap == Capability::SendToUser { "send_to_user" } else { "send_to_client" }, target));
+        }
+        let frame = outbound(m, st, ev, data)?;
+        count(send(&st.registry, target, &frame))
+    })
+}
+
 /// Defines every host function in `linker`.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     let ns = NAMESPACE;
@@ -261,28 +280,14 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         ns,
         "send_to_client",
         |mut c: Caller<'_, HostState>, tp: i32, tl: i32, ep: i32, el: i32, dp: i32, dl: i32| {
-            with_mem(&mut c, |m, st| {
-                let target = string(m, tp, tl)?;
-                if !st.module.spec.has(Capability::SendToClient) {
-                    return Err(st.deny("send_to_client", target));
-                }
-                let frame = outbound(m, st, (ep, el), (dp, dl))?;
-                count(st.registry.send_to_client(target, &frame))
-            })
+            send_to_one_target(&mut c, Capability::SendToClient, (tp, tl), (ep, el), (dp, dl), Registry::send_to_client)
         },
     )?;
     linker.func_wrap(
         ns,
         "send_to_user",
         |mut c: Caller<'_, HostState>, tp: i32, tl: i32, ep: i32, el: i32, dp: i32, dl: i32| {
-            with_mem(&mut c, |m, st| {
-                let target = string(m, tp, tl)?;
-                if !st.module.spec.has(Capability::SendToUser) {
-                    return Err(st.deny("send_to_user", target));
-                }
-                let frame = outbound(m, st, (ep, el), (dp, dl))?;
-                count(st.registry.send_to_user(target, &frame))
-            })
+            send_to_one_target(&mut c, Capability::SendToUser, (tp, tl), (ep, el), (dp, dl), Registry::send_to_user)
         },
     )?;
     linker.func_wrap(
