@@ -112,6 +112,9 @@ pub struct RuntimeConfig {
     /// Linear memory (KiB) each pooled instance slot keeps resident between events and resets
     /// with `memset`; the rest is returned with `madvise`.
     pub keep_resident_kib: usize,
+    /// Handler calls that may run past their first epoch tick at once (slow or hostile
+    /// calls); the others wait, so fast events keep the remaining cores. Default: cores - 1.
+    pub slow_lane: usize,
     /// Find the pages an event dirtied with Linux's PAGEMAP_SCAN (>= 6.7) instead of resetting
     /// the whole `keep_resident_kib`.
     pub pagemap_scan: bool,
@@ -175,6 +178,7 @@ impl Default for RuntimeConfig {
             max_memory_mib: 256,
             fuel: false,
             keep_resident_kib: 1024,
+            slow_lane: std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
             pagemap_scan: true,
         }
     }

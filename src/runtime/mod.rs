@@ -117,6 +117,8 @@ pub struct Runtime {
     registry: Arc<Registry>,
     manifest_path: PathBuf,
     fuel: bool,
+    /// Permits for calls running past their first epoch tick (see `call`).
+    slow_lane: Arc<tokio::sync::Semaphore>,
     /// Unix ms after which the epoch ticker thread exits (`u64::MAX` while serving).
     stop_after_ms: Arc<AtomicU64>,
     stop_signal: tokio::sync::watch::Sender<bool>,
@@ -188,6 +190,7 @@ impl Runtime {
             registry,
             manifest_path: cfg.manifest.clone(),
             fuel: cfg.fuel,
+            slow_lane: Arc::new(tokio::sync::Semaphore::new(cfg.slow_lane.max(1))),
             stop_after_ms: stop,
             stop_signal: tokio::sync::watch::channel(false).0,
         });
@@ -378,13 +381,30 @@ impl Runtime {
         let mut store = Store::new(&self.engine, HostState::new(client.clone(), self.registry.clone(), module.clone()));
         store.limiter(|s| s);
         store.set_epoch_deadline(1);
-        // Yield to the scheduler at every tick; stop the call at its deadline.
-        store.epoch_deadline_callback(|ctx| {
+        // Most calls end within their first epoch tick and never get here. A call still running
+        // at a tick is slow: it yields to the scheduler (fairly, behind waiting tasks), and from
+        // its first tick on it must hold a "slow lane" permit, so slow or hostile calls share
+        // at most `slow_lane` cores and the rest keep serving fast events. At its deadline the
+        // call is stopped.
+        let lane = self.slow_lane.clone();
+        store.epoch_deadline_callback(move |mut ctx| {
             if std::time::Instant::now() >= ctx.data().deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
+                return Ok(UpdateDeadline::Interrupt);
             }
+            if ctx.data().slow_permit.is_some() {
+                return Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())));
+            }
+            let slot = Arc::new(Mutex::new(None));
+            ctx.data_mut().slow_permit = Some(slot.clone());
+            let lane = lane.clone();
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(async move {
+                    if let Ok(permit) = lane.acquire_owned().await {
+                        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(permit);
+                    }
+                }),
+            ))
         });
         if let Some(fuel) = module.spec.limits.fuel {
             let _ = store.set_fuel(fuel);
