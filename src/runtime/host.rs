@@ -70,7 +70,9 @@ pub struct HostState {
     /// Set when a send was refused by the call's budget: the call ends with "send limit".
     pub send_limit_hit: bool,
     memory_cap: usize,
-    /// Set once the call ran past an epoch tick: holds its slow-lane permit until the call ends.
+    /// Epoch ticks this call has run through.
+    pub ticks: u32,
+    /// Set once the call is slow: holds its slow-lane permit until the call ends.
     pub slow_permit: Option<Arc<std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>>,
     pub wasi: Option<wasmtime_wasi::p1::WasiP1Ctx>,
     pub wasi_out: Option<(wasmtime_wasi::p2::pipe::MemoryOutputPipe, wasmtime_wasi::p2::pipe::MemoryOutputPipe)>,
@@ -101,6 +103,7 @@ impl HostState {
             memory_limit_hit: false,
             send_limit_hit: false,
             memory_cap,
+            ticks: 0,
             slow_permit: None,
             wasi,
             wasi_out,

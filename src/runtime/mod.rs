@@ -381,15 +381,20 @@ impl Runtime {
         let mut store = Store::new(&self.engine, HostState::new(client.clone(), self.registry.clone(), module.clone()));
         store.limiter(|s| s);
         store.set_epoch_deadline(1);
-        // Most calls end within their first epoch tick and never get here. A call still running
-        // at a tick is slow: it yields to the scheduler (fairly, behind waiting tasks), and from
-        // its first tick on it must hold a "slow lane" permit, so slow or hostile calls share
-        // at most `slow_lane` cores and the rest keep serving fast events. At its deadline the
-        // call is stopped.
+        // Most calls end before an epoch tick and never get here. A call still running at its
+        // second tick is slow: from then on it yields to the scheduler at every tick (fairly,
+        // behind waiting tasks) and must hold a "slow lane" permit, so slow or hostile calls
+        // share at most `slow_lane` cores and the rest keep serving fast events. At its
+        // deadline the call is stopped.
         let lane = self.slow_lane.clone();
         store.epoch_deadline_callback(move |mut ctx| {
             if std::time::Instant::now() >= ctx.data().deadline {
                 return Ok(UpdateDeadline::Interrupt);
+            }
+            // A fast call that merely straddles one tick boundary is not slow: let it finish.
+            ctx.data_mut().ticks += 1;
+            if ctx.data().ticks == 1 {
+                return Ok(UpdateDeadline::Continue(1));
             }
             if ctx.data().slow_permit.is_some() {
                 return Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())));
