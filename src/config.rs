@@ -101,8 +101,8 @@ pub struct RuntimeConfig {
     pub watch: bool,
     /// Debounce for file changes, milliseconds.
     pub watch_debounce_ms: u64,
-    /// Period of the engine-wide epoch ticker that enforces call deadlines, milliseconds.
-    pub epoch_tick_ms: u64,
+    /// Period of the engine-wide epoch ticker that enforces call deadlines, microseconds.
+    pub epoch_tick_us: u64,
     /// Handler instances that may exist at once (pooling allocator slots).
     pub max_instances: u32,
     /// Ceiling for any module's `limits.memory_mib`.
@@ -173,7 +173,7 @@ impl Default for RuntimeConfig {
             cache_dir: Some(PathBuf::from(".switchyard/cache")),
             watch: true,
             watch_debounce_ms: 50,
-            epoch_tick_ms: 1,
+            epoch_tick_us: 250,
             max_instances: 1000,
             max_memory_mib: 256,
             fuel: false,

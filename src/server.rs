@@ -41,6 +41,10 @@ pub struct Server {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// Frames fed in one batch are coalesced into writes of about this size (one `sendto` for
+/// many replies) instead of one write per frame.
+const WRITE_COALESCE_BYTES: usize = 16 * 1024;
+
 fn reject(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "code": -1, "errorMsg": msg.into() }))).into_response()
 }
@@ -99,7 +103,7 @@ async fn ws_upgrade(
         .max_message_size(cfg.max_frame_bytes)
         .max_frame_size(cfg.max_frame_bytes)
         .read_buffer_size(cfg.read_buffer_bytes)
-        .write_buffer_size(0);
+        .write_buffer_size(WRITE_COALESCE_BYTES);
     if source == Some(TokenSource::Subprotocol) {
         ws = ws.protocols([auth::SUBPROTOCOL]);
     }

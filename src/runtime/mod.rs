@@ -119,6 +119,8 @@ pub struct Runtime {
     fuel: bool,
     /// Permits for calls running past their first epoch tick (see `call`).
     slow_lane: Arc<tokio::sync::Semaphore>,
+    /// The epoch ticker's period.
+    tick: Duration,
     /// Unix ms after which the epoch ticker thread exits (`u64::MAX` while serving).
     stop_after_ms: Arc<AtomicU64>,
     stop_signal: tokio::sync::watch::Sender<bool>,
@@ -171,7 +173,7 @@ impl Runtime {
 
         let stop = Arc::new(AtomicU64::new(u64::MAX));
         {
-            let (engine, stop, tick) = (engine.clone(), stop.clone(), Duration::from_millis(cfg.epoch_tick_ms.max(1)));
+            let (engine, stop, tick) = (engine.clone(), stop.clone(), Duration::from_micros(cfg.epoch_tick_us.max(50)));
             std::thread::Builder::new().name("switchyard-epoch".into()).spawn(move || {
                 while crate::registry::unix_ms() < stop.load(Ordering::Relaxed) {
                     std::thread::sleep(tick);
@@ -191,6 +193,7 @@ impl Runtime {
             manifest_path: cfg.manifest.clone(),
             fuel: cfg.fuel,
             slow_lane: Arc::new(tokio::sync::Semaphore::new(cfg.slow_lane.max(1))),
+            tick: Duration::from_micros(cfg.epoch_tick_us.max(50)),
             stop_after_ms: stop,
             stop_signal: tokio::sync::watch::channel(false).0,
         });
@@ -382,11 +385,12 @@ impl Runtime {
         store.limiter(|s| s);
         store.set_epoch_deadline(1);
         // Most calls end before an epoch tick and never get here. A call still running at its
-        // second tick is slow: from then on it yields to the scheduler at every tick (fairly,
-        // behind waiting tasks) and must hold a "slow lane" permit, so slow or hostile calls
-        // share at most `slow_lane` cores and the rest keep serving fast events. At its
-        // deadline the call is stopped.
+        // second tick is slow: from then on it must hold a "slow lane" permit and it pauses one
+        // tick after every tick of work, so slow or hostile calls share at most half of
+        // `slow_lane` cores and the rest keep serving fast events. At its deadline the call is
+        // stopped.
         let lane = self.slow_lane.clone();
+        let tick = self.tick;
         store.epoch_deadline_callback(move |mut ctx| {
             if std::time::Instant::now() >= ctx.data().deadline {
                 return Ok(UpdateDeadline::Interrupt);
@@ -397,7 +401,9 @@ impl Runtime {
                 return Ok(UpdateDeadline::Continue(1));
             }
             if ctx.data().slow_permit.is_some() {
-                return Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())));
+                // Sleep one tick between ticks of work: a slow call gets at most about half of
+                // one core, whatever it does.
+                return Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::time::sleep(tick))));
             }
             let slot = Arc::new(Mutex::new(None));
             ctx.data_mut().slow_permit = Some(slot.clone());
