@@ -1,98 +1,451 @@
 #!/usr/bin/env bash
-# Runs the whole benchmark suite of BENCHMARKS.md: Switchyard against the native axum echo and
-# Node `ws` peers, on the same load generator, in one run. Loopback only. Takes ~6 minutes.
-# Output: a human table per scenario on stdout, one JSON line per result in
-# bench/results/latest.jsonl.
+# The whole benchmark suite of BENCHMARKS.md in one command: builds everything (release), then
+# runs every scenario against Switchyard and the two reference peers (native axum echo, Node
+# `ws`) with the same load generator, on loopback only, and prints a summary table with the
+# ratios and the targets (MET / MISSED). About 5 minutes of scenarios on 2 cores, plus the builds.
+#
+#   scripts/bench-all.sh                      # everything
+#   SKIP_BUILD=1 scripts/bench-all.sh         # reuse the binaries already built
+#   ONLY="echo hostile" scripts/bench-all.sh  # some groups: echo lang fanout idle churn swap hostile
+#   DUR=5 scripts/bench-all.sh                # shorter measured windows (default 10 s)
+#
+# Every server is a fresh process per scenario (memory numbers need a fresh process) on a free
+# port, waited for (/healthz for Switchyard, the TCP port for the peers) and killed afterwards;
+# everything started is killed on exit. Each result's JSON line (plus "label", "server", "run"
+# and the load average before the run) is appended to bench/results/latest.jsonl (emptied at
+# the start; a copy is kept as bench/results/run-<time>.jsonl) and the summary is written to
+# bench/results/latest-summary.md (RESULTS=FILE.jsonl writes FILE.jsonl and FILE-summary.md
+# instead, and keeps no copy). Exits 1 if a scenario failed to run (the summary still
+# prints), 0 otherwise: a MISSED target is a finding, not a failure.
+#
+# Environment: DUR, WARMUP (2), FANOUT_M (100), IDLE_N (10000), IDLE_HOLD (10), SWAPS (100),
+# SWAP_INTERVAL_MS (300), HOSTILE_ATTACKERS (4), HOSTILE_DUR (20: half baseline, half attack),
+# PEER_TARGET_DIR (bench/target: cargo target dir of the axum peer, kept apart from ./target so
+# the two builds never wait on each other's lock), SKIP_BUILD, ONLY.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-export CARGO_TARGET_DIR_BENCH=${CARGO_TARGET_DIR_BENCH:-$root/target}
-DUR=${DUR:-8}
 
-cargo build --release --workspace --bins -q
-CARGO_TARGET_DIR=$root/target cargo build --release -q --manifest-path bench/peers/axum-echo/Cargo.toml
-[ -d bench/peers/node-ws/node_modules/ws ] || npm install --silent --prefix bench/peers/node-ws
-bash handlers/build.sh >/dev/null
-for l in c zig assemblyscript; do bash "examples/$l/build.sh" >/dev/null; done
+DUR=${DUR:-10}
+WARMUP=${WARMUP:-2}
+FANOUT_M=${FANOUT_M:-100}
+IDLE_N=${IDLE_N:-10000}
+IDLE_HOLD=${IDLE_HOLD:-10}
+SWAPS=${SWAPS:-100}
+SWAP_INTERVAL_MS=${SWAP_INTERVAL_MS:-300}
+HOSTILE_ATTACKERS=${HOSTILE_ATTACKERS:-4}
+HOSTILE_DUR=${HOSTILE_DUR:-20}
+PEER_TARGET_DIR=${PEER_TARGET_DIR:-$root/bench/target}
+SKIP_BUILD=${SKIP_BUILD:-0}
+ONLY=${ONLY:-echo lang fanout idle churn swap hostile}
 
-B=$root/target/release/switchyard-bench
 SY=$root/target/release/switchyard
-AXUM=$root/target/release/axum-echo
-mkdir -p bench/results
-out=bench/results/latest.jsonl
-: > "$out"
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+B=$root/target/release/switchyard-bench
+AXUM=$PEER_TARGET_DIR/release/axum-echo
+NODE_PEER=$root/bench/peers/node-ws/ws-echo.js
 
-wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
-start_sy() { # start_sy MANIFEST -> sets PID
-  SWITCHYARD_WS__RATE_PER_SEC=0 SWITCHYARD_WS__MAX_CONNECTIONS=200000 RUST_LOG=warn \
-    "$SY" serve --listen 127.0.0.1:8080 --manifest "$1" >"$work/sy.log" 2>&1 &
-  PID=$!; pids+=("$PID"); wait_port 8080
-}
-start_axum() { PORT=9002 "$AXUM" >/dev/null 2>&1 & PID=$!; pids+=("$PID"); wait_port 9002; }
-start_node() { PORT=9001 node bench/peers/node-ws/ws-echo.js >/dev/null 2>&1 & PID=$!; pids+=("$PID"); wait_port 9001; }
-stop() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; sleep 0.5; }
-run() { # run LABEL ARGS... : prints the table, appends {"label":..., ...} to the results
-  local label=$1; shift
-  echo "=== $label"
-  local res; res=$("$B" "$@" --json | tee /dev/stderr | tail -n1)
-  printf '{"label":"%s","result":%s}\n' "$label" "$res" >>"$out"
-}
-per_target() { # per_target SCENARIO-LABEL ARGS... : runs against switchyard, axum and node
-  local label=$1; shift
-  start_sy handlers/switchyard.toml; run "$label switchyard" "$@" --server-pid "$PID"; stop
-  start_axum; run "$label axum" "$@" --target axum --server-pid "$PID"; stop
-  start_node; run "$label node" "$@" --target node --server-pid "$PID"; stop
-}
+die() { echo "bench-all: error: $*" >&2; exit 1; }
+note() { echo "bench-all: $*" >&2; }
+want() { [[ " $ONLY " == *" $1 "* ]]; }
 
-per_target "echo 10x8" echo -c 10 -k 8 -d "$DUR" --warmup 2
-per_target "echo 1000x1" echo -c 1000 -k 1 -d "$DUR" --warmup 2
-per_target "fanout 5000" fanout -c 5000 -m 20
-per_target "idle 10000" idle -c 10000 -d 5 --warmup 3 --ping-interval 5
-per_target "churn" churn -d "$DUR"
-
-# Echo per handler language (same server, manifest routing `echo` to that language's module).
-for lang in rust c zig assemblyscript; do
-  mod=$root/examples/$lang/build/echo.wasm
-  [ "$lang" = rust ] && mod=$root/handlers/build/echo.wasm
-  printf '[modules.echo]\npath = "%s"\nprefixes = ["echo"]\n[[routes]]\nevent = "echo"\nmodule = "echo"\nexport = "echo"\n' "$mod" >"$work/$lang.toml"
-  start_sy "$work/$lang.toml"; run "echo 10x8 $lang" echo -c 10 -k 8 -d "$DUR" --warmup 2 --server-pid "$PID"; stop
+for tool in cargo node npm curl python3; do
+  command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found on PATH"
 done
 
-# Hot swap: echo load while echo.wat is replaced 100 times (v1 <-> v2 replying {"v":2,...}).
-mkdir -p "$work/swap"
-cp tests/wat/echo.wat "$work/swap/echo.wat"
-printf '[modules.echo]\npath = "echo.wat"\nprefixes = ["echo"]\n[[routes]]\nevent = "echo"\nmodule = "echo"\nexport = "echo"\n' >"$work/swap/switchyard.toml"
-start_sy "$work/swap/switchyard.toml"
-run "swap" swap -c 10 -k 4 --module-path "$work/swap/echo.wat" --v1 tests/wat/echo.wat --v2 tests/wat/echo_v2.wat \
-  --v2-marker '"v":2' --swaps 100 --swap-interval-ms 150 --server-pid "$PID"
-stop
+# 10,000 idle connections need more than the usual 1024 descriptors (server and bench alike).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_N + 1000)) ]; then
+  note "warning: open-file limit $(ulimit -n) < $((IDLE_N + 1000)); the idle scenario will fall short"
+fi
 
-# Hostile: echo p99 without, then with, clients calling an infinite loop (100 ms deadline).
-cp tests/wat/hostile.wat tests/wat/echo.wat "$work/"
-cat >"$work/hostile.toml" <<EOF
-[modules.echo]
-path = "$root/handlers/build/echo.wasm"
-prefixes = ["echo"]
-[modules.hostile]
-path = "$work/hostile.wat"
-prefixes = ["loop"]
-tags = ["chat:*"]
-capabilities = ["send_to_user", "send_to_client", "send_to_all", "claims"]
-[[routes]]
-event = "echo"
-module = "echo"
-export = "echo"
-[[routes]]
-event = "loop"
-module = "hostile"
-export = "spin"
-EOF
-start_sy "$work/hostile.toml"
-run "hostile" hostile -c 10 -k 8 -d "$DUR" --warmup 2 --attackers 2 --attack-event loop --baseline --server-pid "$PID"
-stop
+# ---------------------------------------------------------------------------------------------
+# Build
 
-echo "results: $out"
+langs=(rust)
+if [ "$SKIP_BUILD" != 1 ]; then
+  note "building switchyard + switchyard-bench (release)"
+  cargo build --release --workspace --bins -q || die "cargo build --release --workspace --bins failed"
+  note "building the axum peer (CARGO_TARGET_DIR=$PEER_TARGET_DIR)"
+  CARGO_TARGET_DIR=$PEER_TARGET_DIR cargo build --release -q --manifest-path bench/peers/axum-echo/Cargo.toml \
+    || die "building bench/peers/axum-echo failed"
+  if [ ! -d bench/peers/node-ws/node_modules/ws ]; then
+    note "npm install (node peer)"
+    npm install --silent --no-audit --no-fund --prefix bench/peers/node-ws || die "npm install in bench/peers/node-ws failed"
+  fi
+  note "building the handlers"
+  bash handlers/build.sh >/dev/null || die "handlers/build.sh failed"
+  for l in c zig assemblyscript; do
+    if bash "examples/$l/build.sh" >"/tmp/bench-all-build-$l.log" 2>&1; then
+      langs+=("$l")
+    else
+      note "warning: examples/$l/build.sh failed (see /tmp/bench-all-build-$l.log); skipping the $l echo row"
+    fi
+  done
+else
+  for l in c zig assemblyscript; do [ -f "examples/$l/build/echo.wasm" ] && langs+=("$l"); done
+fi
+for f in "$SY" "$B" "$AXUM" "$NODE_PEER" handlers/build/echo.wasm; do
+  [ -e "$f" ] || die "$f is missing (run without SKIP_BUILD=1, or build it)"
+done
+[ -d bench/peers/node-ws/node_modules/ws ] || die "bench/peers/node-ws/node_modules/ws missing: npm install --prefix bench/peers/node-ws"
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+work=$(mktemp -d /tmp/bench-all.XXXXXX)
+pids=()
+PID=
+cleanup() {
+  local p
+  for p in "${pids[@]:-}"; do
+    [ -n "$p" ] && kill "$p" 2>/dev/null || true
+  done
+  for p in "${pids[@]:-}"; do
+    [ -n "$p" ] && wait "$p" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'echo "bench-all: interrupted" >&2; exit 130' INT TERM
+
+# utime + stime of a process, in clock ticks (0 once it is gone).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# wait_ready PID CHECK-COMMAND...: until the check passes (30 s), failing early if PID died.
+wait_ready() {
+  local pid=$1; shift
+  local i
+  for i in $(seq 1 300); do
+    if ! kill -0 "$pid" 2>/dev/null; then return 1; fi
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start SERVER [MANIFEST]: starts a fresh server on a free port; sets PID, PORT, LOG.
+start() {
+  local server=$1 manifest=${2:-handlers/switchyard.toml}
+  PORT=$(free_port)
+  LOG=$work/$server-$PORT.log
+  case $server in
+    switchyard)
+      SWITCHYARD_WS__RATE_PER_SEC=0 SWITCHYARD_WS__MAX_CONNECTIONS=200000 RUST_LOG=warn \
+        "$SY" serve --listen "127.0.0.1:$PORT" --manifest "$manifest" >"$LOG" 2>&1 &
+      PID=$!
+      pids+=("$PID")
+      wait_ready "$PID" curl -fsS "http://127.0.0.1:$PORT/healthz" || { tail -n 30 "$LOG" >&2; die "switchyard did not become healthy on :$PORT (manifest $manifest)"; }
+      ;;
+    axum)
+      PORT=$PORT "$AXUM" >"$LOG" 2>&1 &
+      PID=$!
+      pids+=("$PID")
+      wait_ready "$PID" port_open "$PORT" || { tail -n 30 "$LOG" >&2; die "axum-echo did not listen on :$PORT"; }
+      ;;
+    node)
+      PORT=$PORT node "$NODE_PEER" >"$LOG" 2>&1 &
+      PID=$!
+      pids+=("$PID")
+      wait_ready "$PID" port_open "$PORT" || { tail -n 30 "$LOG" >&2; die "node ws-echo.js did not listen on :$PORT"; }
+      ;;
+    *) die "unknown server $server" ;;
+  esac
+}
+
+# stop: SIGTERM the current server, SIGKILL after 5 s.
+stop() {
+  [ -n "$PID" ] || return 0
+  kill "$PID" 2>/dev/null || true
+  local i
+  for i in $(seq 1 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$PID" 2>/dev/null || true
+  wait "$PID" 2>/dev/null || true
+  PID=
+  sleep 0.5 # let the sockets of the last run drain
+}
+
+mkdir -p bench/results
+out=${RESULTS:-bench/results/latest.jsonl}
+mkdir -p "$(dirname "$out")"
+: >"$out"
+run_id=$(date -u +%Y%m%dT%H%M%SZ)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- src 2>/dev/null || commit="$commit+dirty"
+failed=()
+# The console (tables, warnings, summary) is also kept beside the results.
+exec > >(tee "${out%.jsonl}.log") 2>&1
+
+# run LABEL SERVER BENCH-ARGS...: runs the bench against the current server (PID, PORT), prints
+# its table, appends its JSON line (with label, server, run, loadavg) to $out.
+run() {
+  local label=$1 server=$2; shift 2
+  local target_args=(--url "ws://127.0.0.1:$PORT/ws")
+  [ "$server" = switchyard ] || target_args+=(--target "$server")
+  local load busy
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  busy=$(ps -eo comm= | grep -cE '^(rustc|cargo|cc1|cc1plus|ld|lld|clang|zig|switchyard-benc)$' || true)
+  echo
+  echo "=== $label ($server)"
+  local res rc=0 c0 c1
+  c0=$(cpu_ticks "$PID")
+  "$B" "$@" "${target_args[@]}" --server-pid "$PID" --json >"$work/out.txt" 2>"$work/err.txt" || rc=$?
+  sed '$d' "$work/out.txt"
+  [ -s "$work/err.txt" ] && cat "$work/err.txt" >&2
+  res=$(tail -n1 "$work/out.txt")
+  local alive=true
+  kill -0 "$PID" 2>/dev/null || alive=false
+  c1=$(cpu_ticks "$PID")
+  local cpu_s
+  cpu_s=$(python3 -c "import sys; print(round(($c1 - $c0) / $(getconf CLK_TCK), 2))")
+  local meta="\"run\":\"$run_id\",\"label\":\"$label\",\"server\":\"$server\",\"loadavg_before\":$load,\"other_busy_procs\":${busy:-0},\"bench_exit\":$rc,\"server_alive_after\":$alive,\"server_cpu_s\":$cpu_s,\"commit\":\"$commit\""
+  if [[ "$res" == \{* ]]; then
+    printf '{%s,%s\n' "$meta" "${res#\{}" >>"$out"
+  else
+    printf '{%s,"error":"no result (exit %s)"}\n' "$meta" "$rc" >>"$out"
+  fi
+  if [ "$rc" -ne 0 ] || [ "$alive" = false ] || [[ "$res" != \{* ]]; then
+    failed+=("$label/$server (bench exit $rc, server alive: $alive)")
+    [ "$alive" = false ] && tail -n 20 "$LOG" >&2
+  fi
+  [ "${busy:-0}" -gt 0 ] && note "warning: $busy compiler/bench processes were running before $label ($server): noisy numbers"
+  return 0
+}
+
+# each LABEL MANIFEST BENCH-ARGS...: a fresh server per target, switchyard then axum then node.
+each() {
+  local label=$1 manifest=$2; shift 2
+  local s
+  for s in switchyard axum node; do
+    start "$s" "$manifest"
+    run "$label" "$s" "$@"
+    stop
+  done
+}
+
+note "results -> $out (run $run_id); servers log to $work"
+t_start=$(date +%s)
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios
+
+if want echo; then
+  each echo_10x8 handlers/switchyard.toml echo -c 10 -k 8 -d "$DUR" --warmup "$WARMUP"
+  each echo_1000x1 handlers/switchyard.toml echo -c 1000 -k 1 -d "$DUR" --warmup "$WARMUP"
+fi
+
+if want lang; then
+  # Same server, a manifest routing `echo` to each language's echo.wasm.
+  for l in "${langs[@]}"; do
+    start switchyard "bench/manifests/echo-$l.toml"
+    run "echo_10x8_$l" switchyard echo -c 10 -k 8 -d "$DUR" --warmup "$WARMUP"
+    stop
+  done
+fi
+
+if want fanout; then
+  each fanout_5000 handlers/switchyard.toml fanout -c 5000 -m "$FANOUT_M"
+fi
+
+if want idle; then
+  each "idle_$IDLE_N" handlers/switchyard.toml idle -c "$IDLE_N" -d "$IDLE_HOLD" --warmup 3 --ping-interval 5
+fi
+
+if want churn; then
+  each churn handlers/switchyard.toml churn -d "$DUR" --warmup 1 -c 1000
+fi
+
+if want swap; then
+  # The bench replaces echo.wat in a scratch copy (write temp + rename), v1 <-> v2.
+  mkdir -p "$work/swap"
+  cp bench/manifests/swap.toml "$work/swap/switchyard.toml"
+  cp tests/wat/echo.wat "$work/swap/echo.wat"
+  start switchyard "$work/swap/switchyard.toml"
+  run swap switchyard swap -c 10 -k 4 --warmup "$WARMUP" --module-path "$work/swap/echo.wat" \
+    --v1 tests/wat/echo.wat --v2 tests/wat/echo_v2.wat --v2-marker '"v":2' \
+    --swaps "$SWAPS" --swap-interval-ms "$SWAP_INTERVAL_MS" --swap-timeout 5
+  stop
+fi
+
+if want hostile; then
+  # First half of the window without attackers, second half with HOSTILE_ATTACKERS clients
+  # calling an infinite loop (stopped by the 100 ms deadline); the p99 ratio is the result.
+  start switchyard bench/manifests/hostile.toml
+  run hostile switchyard hostile -c 10 -k 4 -a "$HOSTILE_ATTACKERS" --attack-event loop --baseline \
+    -d "$HOSTILE_DUR" --warmup "$WARMUP"
+  stop
+fi
+
+note "scenarios took $(($(date +%s) - t_start)) s"
+[ -n "${RESULTS:-}" ] || cp "$out" "bench/results/run-$run_id.jsonl"
+
+# ---------------------------------------------------------------------------------------------
+# Summary
+
+{ python3 - "$out" "$run_id" <<'PY' || note "the summary failed (results are in $out)"; } | tee "${out%.jsonl}-summary.md"
+import json, sys
+
+rows = []
+for l in open(sys.argv[1]):
+    try:
+        r = json.loads(l)
+    except ValueError:
+        continue
+    # Only this run's lines (another writer may have appended to the same file).
+    if isinstance(r, dict) and r.get("run") == sys.argv[2] and "server" in r:
+        rows.append(r)
+res = {}
+for r in rows:
+    res[(r["label"], r["server"])] = r
+
+def get(label, server, *path):
+    v = res.get((label, server))
+    for p in path:
+        if not isinstance(v, dict):
+            return None
+        v = v.get(p)
+    return v
+
+def fmt(v, unit=""):
+    if v is None:
+        return "-"
+    if isinstance(v, float) and v < 100:
+        return f"{v:.2f}{unit}"
+    return f"{v:,.0f}{unit}"
+
+def ratio(a, b):
+    return a / b if a is not None and b not in (None, 0) else None
+
+def rx(v):
+    return "-" if v is None else f"{v:.2f}x"
+
+def errs(label, server):
+    return get(label, server, "errors", "total")
+
+print(f"run {rows[0]['run'] if rows else '-'}, commit {rows[0].get('commit', '-') if rows else '-'}\n")
+print("| scenario | switchyard | axum | node | sy/axum | sy/node | errors (sy/axum/node) |")
+print("|---|---|---|---|---|---|---|")
+verdicts = []
+
+def cpu_per_msg(label, server):
+    c, n = get(label, server, "server_cpu_s"), get(label, server, "requests", "replies")
+    return c * 1e6 / n if c is not None and n else None
+
+def tri(name, label, path, unit=""):
+    v = {s: (path(label, s) if callable(path) else get(label, s, *path)) for s in ("switchyard", "axum", "node")}
+    if all(x is None for x in v.values()):
+        return v
+    e = "/".join(fmt(errs(label, s)) for s in ("switchyard", "axum", "node"))
+    print(f"| {name} | {fmt(v['switchyard'], unit)} | {fmt(v['axum'], unit)} | {fmt(v['node'], unit)} "
+          f"| {rx(ratio(v['switchyard'], v['axum']))} | {rx(ratio(v['switchyard'], v['node']))} | {e} |")
+    return v
+
+e1 = tri("echo 10x8 msgs/s", "echo_10x8", ["throughput_msgs_s"])
+tri("echo 10x8 p99 µs", "echo_10x8", ["latency", "p99_us"])
+tri("echo 10x8 server CPU µs/msg", "echo_10x8", cpu_per_msg)
+e2 = tri("echo 1000x1 msgs/s", "echo_1000x1", ["throughput_msgs_s"])
+tri("echo 1000x1 p99 µs", "echo_1000x1", ["latency", "p99_us"])
+tri("echo 1000x1 server CPU µs/msg", "echo_1000x1", cpu_per_msg)
+fo = tri("fanout 5000 deliveries/s", "fanout_5000", ["deliveries_per_s"])
+tri("fanout 5000 delivery p99 µs", "fanout_5000", ["latency", "p99_us"])
+idle_label = next((l for (l, _) in res if l.startswith("idle_")), "idle_10000")
+idle = {s: get(idle_label, s, "rss_per_conn_bytes") for s in ("switchyard", "axum", "node")}
+idle_kib = {s: (None if v is None else v / 1024) for s, v in idle.items()}
+if any(v is not None for v in idle.values()):
+    e = "/".join(fmt(errs(idle_label, s)) for s in ("switchyard", "axum", "node"))
+    print(f"| {idle_label.replace('_', ' ')} RSS KiB/conn | {fmt(idle_kib['switchyard'])} | {fmt(idle_kib['axum'])} "
+          f"| {fmt(idle_kib['node'])} | {rx(ratio(idle_kib['switchyard'], idle_kib['axum']))} "
+          f"| {rx(ratio(idle_kib['switchyard'], idle_kib['node']))} | {e} |")
+ch = tri("churn new conns/s", "churn", ["connections_per_s"])
+tri("churn connect p99 µs", "churn", ["connect_latency", "p99_us"])
+
+langs = [l for l in ("rust", "c", "zig", "assemblyscript") if ("echo_10x8_" + l, "switchyard") in res]
+if langs:
+    base = get("echo_10x8_rust", "switchyard", "throughput_msgs_s")
+    print("\n| echo 10x8 by handler language | msgs/s | p99 µs | server CPU µs/msg | vs rust (msgs/s) | errors |")
+    print("|---|---|---|---|---|---|")
+    for l in langs:
+        t = get("echo_10x8_" + l, "switchyard", "throughput_msgs_s")
+        print(f"| {l} | {fmt(t)} | {fmt(get('echo_10x8_' + l, 'switchyard', 'latency', 'p99_us'))} "
+              f"| {fmt(cpu_per_msg('echo_10x8_' + l, 'switchyard'))} "
+              f"| {rx(ratio(t, base))} | {fmt(errs('echo_10x8_' + l, 'switchyard'))} |")
+
+sw = res.get(("swap", "switchyard"))
+if sw:
+    s = sw.get("swap") or {}
+    a, b = s.get("v1->v2") or {}, s.get("v2->v1") or {}
+    print("\n| swap | value |\n|---|---|")
+    print(f"| swaps observed (v1->v2, v2->v1) | {a.get('observed')} + {b.get('observed')} of {sw.get('swaps')} "
+          f"(unobserved {a.get('unobserved')} + {b.get('unobserved')}) |")
+    print(f"| write -> first new reply p50 / max ms (v1->v2) | {a.get('p50_ms')} / {a.get('max_ms')} |")
+    print(f"| write -> first new reply p50 / max ms (v2->v1) | {b.get('p50_ms')} / {b.get('max_ms')} |")
+    print(f"| stale replies after the switch | {a.get('stale_replies')} + {b.get('stale_replies')} |")
+    print(f"| errors / missing replies | {(sw.get('errors') or {}).get('total')} / {sw.get('missing_replies')} |")
+    print(f"| echo under swaps msgs/s, p99 µs | {fmt(sw.get('throughput_msgs_s'))}, {fmt((sw.get('latency') or {}).get('p99_us'))} |")
+
+ho = res.get(("hostile", "switchyard"))
+if ho:
+    r = ho.get("ratio") or {}
+    att = ho.get("attack") or {}
+    print("\n| hostile | baseline | with attackers | ratio |\n|---|---|---|---|")
+    print(f"| echo p99 µs | {fmt((ho.get('baseline_latency') or {}).get('p99_us'))} | {fmt((ho.get('attack_latency') or {}).get('p99_us'))} | {rx(r.get('p99'))} |")
+    print(f"| echo p50 µs | {fmt((ho.get('baseline_latency') or {}).get('p50_us'))} | {fmt((ho.get('attack_latency') or {}).get('p50_us'))} | {rx(r.get('p50'))} |")
+    print(f"| echo msgs/s | {fmt(ho.get('baseline_throughput_msgs_s'))} | {fmt(ho.get('attack_throughput_msgs_s'))} | {rx(r.get('throughput'))} |")
+    print(f"| attackers: {ho.get('attackers')}, sent {att.get('sent')}, error replies {att.get('error_replies')}, timeouts {att.get('timeouts')}, dropped {att.get('dropped')} | | | |")
+
+# Targets.
+def verdict(name, ok, measured):
+    if ok is None:
+        verdicts.append((name, "NOT RUN", measured))
+    else:
+        verdicts.append((name, "MET" if ok else "MISSED", measured))
+
+for nm, e in (("10x8", e1), ("1000x1", e2)):
+    if e and e.get("switchyard") is not None:
+        ra, rn = ratio(e["switchyard"], e.get("axum")), ratio(e["switchyard"], e.get("node"))
+        verdict(f"echo {nm} >= 0.85x axum", None if ra is None else ra >= 0.85, rx(ra))
+        verdict(f"echo {nm} >= 1.5x node", None if rn is None else rn >= 1.5, rx(rn))
+    else:
+        verdict(f"echo {nm} vs axum / node", None, "-")
+if fo and fo.get("switchyard") is not None:
+    rn = ratio(fo["switchyard"], fo.get("node"))
+    verdict("fanout 5000 >= 1.5x node deliveries/s", None if rn is None else rn >= 1.5, rx(rn))
+else:
+    verdict("fanout 5000 >= 1.5x node deliveries/s", None, "-")
+k = idle_kib.get("switchyard")
+verdict("idle: <= 8 KiB server RSS per conn", None if k is None else k <= 8, "-" if k is None else f"{k:.2f} KiB")
+c = ch.get("switchyard") if ch else None
+verdict("churn >= 5,000 new auth conns/s", None if c is None else c >= 5000, fmt(c) + "/s" if c is not None else "-")
+if sw:
+    s = sw.get("swap") or {}
+    a, b = s.get("v1->v2") or {}, s.get("v2->v1") or {}
+    er, miss = (sw.get("errors") or {}).get("total"), sw.get("missing_replies")
+    obs = (a.get("observed") or 0) + (b.get("observed") or 0)
+    mxs = [x for x in (a.get("max_ms"), b.get("max_ms")) if x is not None]
+    mx = max(mxs) if mxs else None
+    verdict(f"swap: 0 errors, 0 missing over {sw.get('swaps')} swaps", er == 0 and miss == 0 and obs == sw.get("swaps"),
+            f"errors {er}, missing {miss}, observed {obs}")
+    verdict("swap: new version within 250 ms of the write", None if mx is None else mx <= 250, f"max {mx} ms")
+else:
+    verdict("swap", None, "-")
+if ho and (ho.get("ratio") or {}).get("p99") is not None:
+    p = ho["ratio"]["p99"]
+    verdict("hostile: p99 with attackers <= 2x without", p <= 2.0, rx(p))
+else:
+    verdict("hostile: p99 with attackers <= 2x without", None, "-")
+
+print("\n| target | verdict | measured |\n|---|---|---|")
+for n, v, m in verdicts:
+    print(f"| {n} | **{v}** | {m} |")
+noisy = [f"{r['label']}/{r['server']}" for r in rows if r.get("other_busy_procs")]
+if noisy:
+    print(f"\nnoisy (compilers or another bench were running when it started): {', '.join(noisy)}")
+PY
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo >&2
+  note "FAILED runs:"
+  printf '  %s\n' "${failed[@]}" >&2
+  exit 1
+fi

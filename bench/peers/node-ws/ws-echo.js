@@ -42,4 +42,5 @@ wss.on('connection', (ws) => {
     ws.send(JSON.stringify({ event: req.event, code: 0, data: req.data, timestamp: Date.now() }));
   });
 });
-server.listen(port, () => console.log('listening', port));
+// Loopback only (the benchmarks never leave 127.0.0.0/8); HOST overrides.
+server.listen(port, process.env.HOST || '127.0.0.1', () => console.log('listening', port));
