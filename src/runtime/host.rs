@@ -205,6 +205,15 @@ fn tag(mem: &[u8], ptr: i32, len: i32) -> Result<&str, i32> {
     Ok(t)
 }
 
+/// A tag argument the module's `tags` patterns grant; otherwise `ERR_DENIED`, logged.
+fn granted_tag<'m>(mem: &'m [u8], st: &HostState, ptr: i32, len: i32, what: &str) -> Result<&'m str, i32> {
+    let t = tag(mem, ptr, len)?;
+    if !st.module.spec.tag_allowed(t) {
+        return Err(st.deny(what, t));
+    }
+    Ok(t)
+}
+
 /// Runs `f` over guest memory and host state; any `Err(status)` is returned to the guest.
 fn with_mem(caller: &mut Caller<'_, HostState>, f: impl FnOnce(&mut [u8], &mut HostState) -> Result<i32, i32>) -> i32 {
     let Some(mem) = caller.data().memory else { return ERR_BAD_POINTER };
@@ -301,10 +310,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         "send_to_tag",
         |mut c: Caller<'_, HostState>, tp: i32, tl: i32, ep: i32, el: i32, dp: i32, dl: i32| {
             with_mem(&mut c, |m, st| {
-                let t = tag(m, tp, tl)?;
-                if !st.module.spec.tag_allowed(t) {
-                    return Err(st.deny("send_to_tag", t));
-                }
+                let t = granted_tag(m, st, tp, tl, "send_to_tag")?;
                 let frame = outbound(m, st, (ep, el), (dp, dl))?;
                 count(st.registry.send_to_tag(t, &frame))
             })
@@ -321,30 +327,21 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     })?;
     linker.func_wrap(ns, "join_tag", |mut c: Caller<'_, HostState>, tp: i32, tl: i32| {
         with_mem(&mut c, |m, st| {
-            let t = tag(m, tp, tl)?;
-            if !st.module.spec.tag_allowed(t) {
-                return Err(st.deny("join_tag", t));
-            }
+            let t = granted_tag(m, st, tp, tl, "join_tag")?;
             st.registry.join(&st.client, t).map_err(|_| ERR_LIMIT)?;
             Ok(OK)
         })
     })?;
     linker.func_wrap(ns, "quit_tag", |mut c: Caller<'_, HostState>, tp: i32, tl: i32| {
         with_mem(&mut c, |m, st| {
-            let t = tag(m, tp, tl)?;
-            if !st.module.spec.tag_allowed(t) {
-                return Err(st.deny("quit_tag", t));
-            }
+            let t = granted_tag(m, st, tp, tl, "quit_tag")?;
             st.registry.quit(&st.client, t);
             Ok(OK)
         })
     })?;
     linker.func_wrap(ns, "tag_members", |mut c: Caller<'_, HostState>, tp: i32, tl: i32, bp: i32, bc: i32| {
         with_mem(&mut c, |m, st| {
-            let t = tag(m, tp, tl)?;
-            if !st.module.spec.tag_allowed(t) {
-                return Err(st.deny("tag_members", t));
-            }
+            let t = granted_tag(m, st, tp, tl, "tag_members")?;
             let members = st.registry.tag_members(t);
             let members: Vec<&str> = members.iter().map(|m| &**m).collect();
             let json = serde_json::to_vec(&members).map_err(|_| ERR_INVALID)?;
