@@ -448,7 +448,7 @@ impl Runtime {
                 } else if trap == Some(Trap::StackOverflow) {
                     Metrics::inc(&metrics.handler_traps_total);
                     CallError::Trapped("stack overflow".into())
-                } else if trap.is_none() && format!("{e:#}").contains("maximum concurrent") {
+                } else if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
                     CallError::Busy
                 } else {
                     Metrics::inc(&metrics.handler_traps_total);

@@ -193,3 +193,21 @@ async fn wasi_output_reaches_the_log_only_when_granted() {
     let err = refused(&ungranted, &[("wasi_hello.wat", &wat("wasi_hello.wat"))]).await;
     assert!(err.contains("not granted WASI"), "{err}");
 }
+
+#[tokio::test]
+async fn with_every_instance_slot_taken_a_call_is_answered_busy() {
+    let s = TestServer::with(
+        &hostile_manifest(),
+        &[("hostile.wat", &wat("hostile.wat")), ("echo.wat", &wat("echo.wat"))],
+        |c| c.runtime.max_instances = 1,
+    )
+    .await;
+    let mut attacker = s.connect("mallory").await;
+    let mut other = s.connect("alice").await;
+    attacker.send("admin/addons/hostile/spin", json!({})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let r = other.request("echo", json!(1)).await;
+    assert_eq!((r["code"].as_i64(), r["kind"].as_str()), (Some(-1), Some("busy")), "{r}");
+    assert_eq!(attacker.recv().await["kind"], "handler_timeout");
+    assert_eq!(other.request("echo", json!(2)).await["data"], 2, "the slot is free again");
+}
