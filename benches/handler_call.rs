@@ -37,9 +37,13 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(root.join("benches/wat/noop.wat"), dir.path().join("noop.wat")).unwrap();
     let mut manifest = String::from(
-        "[modules.bench]\npath = \"noop.wat\"\n[[routes]]\nevent = \"bench/noop\"\nmodule = \"bench\"\nexport = \"noop\"\n",
+        "[modules.bench]\npath = \"noop.wat\"\n[[routes]]\nevent = \"bench/noop\"\nmodule = \"bench\"\nexport = \"noop\"\n\
+         [modules.reuse]\npath = \"noop.wat\"\ninstance = \"reuse\"\n[[routes]]\nevent = \"reuse/noop\"\nmodule = \"reuse\"\nexport = \"noop\"\n",
     );
-    let mut cases = vec![("no-op handler (WAT)".to_string(), "bench/noop".to_string(), "null")];
+    let mut cases = vec![
+        ("no-op handler (WAT)".to_string(), "bench/noop".to_string(), "null"),
+        ("no-op handler (WAT, instance = reuse)".to_string(), "reuse/noop".to_string(), "null"),
+    ];
     for (lang, path) in LANGUAGES {
         let src = root.join(path);
         if !src.exists() {
@@ -52,6 +56,12 @@ fn main() {
             "[modules.{m}]\npath = \"{m}.wasm\"\n[[routes]]\nevent = \"{m}/echo\"\nmodule = \"{m}\"\nexport = \"echo\"\n"
         ));
         cases.push((format!("echo handler ({lang}, reply queued)"), format!("{m}/echo"), r#"{"n":12345}"#));
+        if *lang == "Rust" {
+            manifest.push_str(
+                "[modules.rustreuse]\npath = \"rust.wasm\"\ninstance = \"reuse\"\n[[routes]]\nevent = \"rustreuse/echo\"\nmodule = \"rustreuse\"\nexport = \"echo\"\n",
+            );
+            cases.push(("echo handler (Rust, instance = reuse)".into(), "rustreuse/echo".into(), r#"{"n":12345}"#));
+        }
     }
     std::fs::write(dir.path().join("switchyard.toml"), manifest).unwrap();
 

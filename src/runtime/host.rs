@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use wasmtime::{Caller, Extern, Linker, Memory, ResourceLimiter};
 
-use super::loader::LoadedModule;
+use super::loader::ModuleInfo;
 use super::manifest::Capability;
 use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorKind};
@@ -56,11 +56,12 @@ pub enum Grant {
     Cap(Capability),
 }
 
-/// State of one handler call; dropped with its `Store` when the call ends.
+/// State of one handler call, kept in its `Store`: dropped with the instance after the event,
+/// or (`instance = "reuse"`) reset by [`HostState::begin_call`] for the next one.
 pub struct HostState {
     pub client: Arc<ClientHandle>,
     pub registry: Arc<Registry>,
-    pub module: Arc<LoadedModule>,
+    pub module: Arc<ModuleInfo>,
     pub memory: Option<Memory>,
     pub deadline: Instant,
     sends: u32,
@@ -79,7 +80,7 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(client: Arc<ClientHandle>, registry: Arc<Registry>, module: Arc<LoadedModule>) -> Self {
+    pub fn new(client: Arc<ClientHandle>, registry: Arc<Registry>, module: Arc<ModuleInfo>) -> Self {
         let limits = &module.spec.limits;
         let deadline = Instant::now() + std::time::Duration::from_millis(limits.timeout_ms);
         let memory_cap = (limits.memory_mib as usize).saturating_mul(1024 * 1024);
@@ -108,6 +109,21 @@ impl HostState {
             wasi,
             wasi_out,
         }
+    }
+
+    /// Readies a kept instance's state for the next event: its caller, a new deadline, a new
+    /// send budget, no flags.
+    pub fn begin_call(&mut self, client: &Arc<ClientHandle>) {
+        if !Arc::ptr_eq(&self.client, client) {
+            self.client = client.clone();
+        }
+        self.deadline = Instant::now() + std::time::Duration::from_millis(self.module.spec.limits.timeout_ms);
+        self.sends = 0;
+        self.send_bytes = 0;
+        self.memory_limit_hit = false;
+        self.send_limit_hit = false;
+        self.ticks = 0;
+        self.slow_permit = None;
     }
 
     /// Logs what a WASI module printed, prefixed with its name.

@@ -7,32 +7,72 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
-use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, ModuleExport, ValType};
+use wasmtime::{
+    Engine, ExternType, Instance, InstancePre, Linker, Memory, Module, ModuleExport, Store, TypedFunc, ValType,
+};
 
 use super::host::{Grant, HostState, IMPORTS, NAMESPACE};
-use super::manifest::{Capability, ModuleSpec};
+use super::manifest::{Capability, InstanceMode, ModuleSpec};
 
 /// The ABI-version marker export.
 pub const ABI_MARKER: &str = "switchyard_abi_v1";
+/// The export a reused instance runs between two events (`instance = "reuse"` only).
+pub const RESET_EXPORT: &str = "switchyard_reset";
 /// The WASI preview1 import module.
 pub const WASI_NAMESPACE: &str = "wasi_snapshot_preview1";
 /// Largest module file accepted.
 pub const MAX_MODULE_BYTES: usize = 64 * 1024 * 1024;
 const WASM_PAGE: u64 = 64 * 1024;
 
-/// A compiled, validated, linked module version.
-pub struct LoadedModule {
+/// What a call's host functions need to know of their module: its name and grants. Kept
+/// apart from [`LoadedModule`] so that warm instances (whose `Store` holds this) never keep
+/// their own module version alive.
+#[derive(Debug)]
+pub struct ModuleInfo {
     pub name: String,
     pub spec: ModuleSpec,
+}
+
+/// A compiled, validated, linked module version.
+pub struct LoadedModule {
+    pub info: Arc<ModuleInfo>,
     /// sha256 of the file, hex.
     pub hash: String,
     pub pre: InstancePre<HostState>,
     pub memory: ModuleExport,
     pub alloc: ModuleExport,
+    /// `switchyard_reset`, required with `instance = "reuse"`.
+    pub reset: Option<ModuleExport>,
     /// Handler exports by name, pre-resolved so a call does no string lookup.
     pub exports: HashMap<String, ModuleExport>,
+    /// Idle instances of this version (`instance = "reuse"` only); dropped with the version,
+    /// so a hot swap retires them as soon as the last call on the old version ends.
+    pub warm: Mutex<Vec<WarmInstance>>,
+}
+
+/// An instance kept between events, with what a call needs of it already resolved.
+pub struct WarmInstance {
+    pub store: Store<HostState>,
+    pub instance: Instance,
+    pub memory: Memory,
+    pub alloc: TypedFunc<i32, i32>,
+    /// Memory pages right after instantiation: an instance that grew much past them is retired.
+    pub initial_pages: u64,
+    /// Events this instance has served.
+    pub events: u32,
+}
+
+impl LoadedModule {
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    pub fn spec(&self) -> &ModuleSpec {
+        &self.info.spec
+    }
 }
 
 /// Reads a module file and hashes it.
@@ -80,6 +120,18 @@ pub fn load(
     match module.get_export("alloc") {
         Some(ExternType::Func(f)) if sig_is(&f, 1) => {}
         _ => return Err(format!("{path}: must export \"alloc\" of type (i32) -> i32")),
+    }
+    let reset = match module.get_export(RESET_EXPORT) {
+        Some(ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0 => {
+            module.get_export_index(RESET_EXPORT)
+        }
+        Some(_) => return Err(format!("{path}: export \"{RESET_EXPORT}\" must be a function () -> ()")),
+        None => None,
+    };
+    if spec.instance == InstanceMode::Reuse && reset.is_none() {
+        return Err(format!(
+            "{path}: module \"{name}\" has instance = \"reuse\" but no \"{RESET_EXPORT}\" export to run between events: export it (the Rust, C and Zig SDKs do), or use the default instance = \"fresh\""
+        ));
     }
     let mut exports = HashMap::new();
     for e in handler_exports {
@@ -141,13 +193,14 @@ pub fn load(
 
     let pre = linker.instantiate_pre(&module).map_err(|e| format!("{path}: cannot link: {e:#}"))?;
     Ok(LoadedModule {
-        name: name.to_string(),
-        spec: spec.clone(),
+        info: Arc::new(ModuleInfo { name: name.to_string(), spec: spec.clone() }),
         hash,
         pre,
         memory: module.get_export_index("memory").ok_or("memory index")?,
         alloc: module.get_export_index("alloc").ok_or("alloc index")?,
+        reset,
         exports,
+        warm: Mutex::new(Vec::new()),
     })
 }
 

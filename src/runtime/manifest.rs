@@ -51,6 +51,23 @@ impl Default for Limits {
     }
 }
 
+/// How a module's instances are used across events (`instance = "..."`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceMode {
+    /// A fresh instance per event, discarded afterwards: nothing an event leaves in memory or
+    /// globals is seen by any later event or user. The default, and the only safe choice for
+    /// third-party addons.
+    #[default]
+    Fresh,
+    /// Instances are kept warm and reused by later events (from any client), after the
+    /// module's `switchyard_reset` export has run. Faster (no instantiation or memory reset per
+    /// event), but whatever the module keeps in memory is visible to later events and users:
+    /// only for modules you trust to be stateless. An instance that trapped, timed out or hit
+    /// a limit is never reused.
+    Reuse,
+}
+
 /// `[modules.NAME]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +84,9 @@ pub struct ModuleSpec {
     pub capabilities: Vec<Capability>,
     #[serde(default)]
     pub limits: Limits,
+    /// Fresh instance per event (default) or warm instances reused across events.
+    #[serde(default)]
+    pub instance: InstanceMode,
 }
 
 /// `[[routes]]`.
@@ -154,6 +174,11 @@ impl Manifest {
             if spec.limits.memory_mib == 0 || spec.limits.timeout_ms == 0 {
                 return Err(invalid(format!(
                     "modules.{mname}.limits: memory_mib and timeout_ms must be greater than 0"
+                )));
+            }
+            if spec.instance == InstanceMode::Reuse && spec.has(Capability::Wasi) {
+                return Err(invalid(format!(
+                    "modules.{mname}: instance = \"reuse\" cannot be combined with the \"wasi\" capability (WASI state lives in the instance): remove one of them"
                 )));
             }
             if spec.prefixes(mname).iter().any(String::is_empty) {

@@ -20,7 +20,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 use wasmtime::{
-    Engine, InstanceAllocationStrategy, Linker, ModuleExport, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
+    Engine, Instance, InstanceAllocationStrategy, Linker, Memory, ModuleExport, PoolingAllocationConfig, Store, Trap,
+    TypedFunc, UpdateDeadline,
 };
 
 use crate::config::RuntimeConfig;
@@ -28,8 +29,8 @@ use crate::metrics::Metrics;
 use crate::protocol::ErrorKind;
 use crate::registry::{ClientHandle, Registry};
 use host::HostState;
-use loader::LoadedModule;
-use manifest::Manifest;
+use loader::{LoadedModule, WarmInstance};
+use manifest::{InstanceMode, Manifest};
 
 /// One routed event: which module version, which export.
 #[derive(Clone)]
@@ -212,7 +213,7 @@ impl Runtime {
     /// Stops the background work: the file watcher at once, the epoch ticker once every call
     /// that may still be running has passed its deadline (so none can spin forever).
     pub fn stop(&self) {
-        let longest = self.table.load().modules.values().map(|m| m.spec.limits.timeout_ms).max().unwrap_or(0);
+        let longest = self.table.load().modules.values().map(|m| m.spec().limits.timeout_ms).max().unwrap_or(0);
         let until = crate::registry::unix_ms() + longest + 1000;
         self.stop_after_ms.store(until, Ordering::Relaxed);
         self.stop_signal.send_replace(true);
@@ -288,7 +289,7 @@ impl Runtime {
             status.routes = manifest.routes.iter().filter(|r| &r.module == name).map(|r| r.event.clone()).collect();
             let prev = old.modules.get(name);
             let loaded = loader::read(spec).and_then(|(bytes, hash)| {
-                if let Some(p) = prev.filter(|p| p.hash == hash && p.spec == *spec) {
+                if let Some(p) = prev.filter(|p| p.hash == hash && *p.spec() == *spec) {
                     return Ok(p.clone());
                 }
                 if spec.limits.fuel.is_some() && !self.fuel {
@@ -371,19 +372,65 @@ impl Runtime {
         self.table.load().routes.contains_key(event)
     }
 
-    /// The hot path: one event, one fresh instance, one call. Replies go straight to the
-    /// client's queue from the host functions.
+    /// The hot path: one event, one instance (fresh, or warm for `instance = "reuse"`), one
+    /// call. Replies go straight to the client's queue from the host functions.
     pub async fn call(&self, client: &Arc<ClientHandle>, event: &str, data: &str) -> Result<(), CallError> {
         let route = match self.table.load().routes.get(event) {
             Some(r) => r.clone(),
             None => return Err(CallError::UnknownEvent),
         };
-        let metrics = &self.registry.metrics;
-        Metrics::inc(&metrics.handler_calls_total);
-        let module = route.module.clone();
-        let mut store = Store::new(&self.engine, HostState::new(client.clone(), self.registry.clone(), module.clone()));
+        Metrics::inc(&self.registry.metrics.handler_calls_total);
+        let module = &route.module;
+        let reuse = module.spec().instance == InstanceMode::Reuse;
+
+        let warm = if reuse { module.warm.lock().ok().and_then(|mut idle| idle.pop()) } else { None };
+        let mut inst = match warm {
+            Some(mut w) => {
+                w.store.data_mut().begin_call(client);
+                w
+            }
+            None => {
+                let mut store = self.new_store(client, module);
+                match instantiate(&mut store, module).await {
+                    Ok((instance, memory, alloc)) => {
+                        let initial_pages = memory.size(&store);
+                        WarmInstance { store, instance, memory, alloc, initial_pages, events: 0 }
+                    }
+                    Err(e) => return Err(self.failed(classify(&e, store.data()), module, event, client)),
+                }
+            }
+        };
+        inst.store.set_epoch_deadline(1);
+        if let Some(fuel) = module.spec().limits.fuel {
+            let _ = inst.store.set_fuel(fuel);
+        }
+
+        let result = invoke(&mut inst, &route, event, data, client).await;
+        inst.store.data().flush_wasi_output();
+        let outcome = match result {
+            Ok(0) if inst.store.data().send_limit_hit => {
+                let l = &module.spec().limits;
+                Err(CallError::SendLimit(l.max_sends, l.max_send_bytes))
+            }
+            Ok(0) => Ok(()),
+            Ok(status) => {
+                Metrics::inc(&self.registry.metrics.handler_failures_total);
+                Err(CallError::Failed(status))
+            }
+            Err(e) => Err(classify(&e, inst.store.data())),
+        };
+        // A trapped, interrupted or limited instance is never reused: its state is suspect.
+        if reuse && matches!(outcome, Ok(()) | Err(CallError::Failed(_))) {
+            self.keep_warm(module, inst).await;
+        }
+        outcome.map_err(|err| self.failed(err, module, event, client))
+    }
+
+    /// A `Store` for one instance: its state, the memory/table limiter and the epoch policy.
+    fn new_store(&self, client: &Arc<ClientHandle>, module: &LoadedModule) -> Store<HostState> {
+        let state = HostState::new(client.clone(), self.registry.clone(), module.info.clone());
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|s| s);
-        store.set_epoch_deadline(1);
         // Most calls end before an epoch tick and never get here. A call still running at its
         // second tick is slow: from then on it must hold a "slow lane" permit and it pauses one
         // tick after every tick of work, so slow or hostile calls share at most half of
@@ -417,59 +464,89 @@ impl Runtime {
                 }),
             ))
         });
-        if let Some(fuel) = module.spec.limits.fuel {
-            let _ = store.set_fuel(fuel);
-        }
+        store
+    }
 
-        let result = run(&mut store, &route, event, data, client).await;
-        store.data().flush_wasi_output();
-        let err = match result {
-            Ok(0) if store.data().send_limit_hit => {
-                let l = &module.spec.limits;
-                CallError::SendLimit(l.max_sends, l.max_send_bytes)
-            }
-            Ok(0) => return Ok(()),
-            Ok(status) => {
-                Metrics::inc(&metrics.handler_failures_total);
-                CallError::Failed(status)
-            }
-            Err(e) => {
-                let state = store.data();
-                let trap = e.downcast_ref::<Trap>().copied();
-                if state.memory_limit_hit {
-                    Metrics::inc(&metrics.handler_memory_limit_total);
-                    CallError::MemoryLimit
-                } else if trap == Some(Trap::Interrupt) {
-                    Metrics::inc(&metrics.handler_timeouts_total);
-                    CallError::Timeout
-                } else if trap == Some(Trap::OutOfFuel) {
-                    Metrics::inc(&metrics.handler_timeouts_total);
-                    CallError::Fuel
-                } else if trap == Some(Trap::StackOverflow) {
-                    Metrics::inc(&metrics.handler_traps_total);
-                    CallError::Trapped("stack overflow".into())
-                } else if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
-                    CallError::Busy
-                } else {
-                    Metrics::inc(&metrics.handler_traps_total);
-                    CallError::Trapped(trap.map_or_else(|| format!("{e:#}"), |t| t.to_string()))
-                }
-            }
+    /// Runs the module's `switchyard_reset` and parks the instance for a later event, unless
+    /// the reset fails, the instance has grown its memory by more than [`REUSE_MAX_GROWTH`]
+    /// pages, has served [`REUSE_MAX_EVENTS`] events, or [`REUSE_MAX_IDLE`] are parked already.
+    async fn keep_warm(&self, module: &LoadedModule, mut inst: WarmInstance) {
+        inst.store.data_mut().slow_permit = None;
+        inst.events += 1;
+        let Some(reset) = &module.reset else { return };
+        let Some(reset) = inst.instance.get_module_export(&mut inst.store, reset).and_then(|e| e.into_func()) else {
+            return;
         };
-        tracing::warn!(module = %module.name, event, client = %client.id_str, "{err}");
-        Err(err)
+        if let Err(e) = reset.call_async(&mut inst.store, &[], &mut []).await {
+            tracing::warn!(module = %module.name(), "switchyard_reset failed, instance retired: {e:#}");
+            return;
+        }
+        inst.store.data_mut().slow_permit = None;
+        if inst.events >= REUSE_MAX_EVENTS || inst.memory.size(&inst.store) > inst.initial_pages + REUSE_MAX_GROWTH {
+            return;
+        }
+        if let Ok(mut idle) = module.warm.lock()
+            && idle.len() < REUSE_MAX_IDLE
+        {
+            idle.push(inst);
+        }
+    }
+
+    /// Counts and logs a failed call; returns its error for the error frame.
+    fn failed(&self, err: CallError, module: &LoadedModule, event: &str, client: &ClientHandle) -> CallError {
+        let metrics = &self.registry.metrics;
+        match &err {
+            CallError::MemoryLimit => Metrics::inc(&metrics.handler_memory_limit_total),
+            CallError::Timeout | CallError::Fuel => Metrics::inc(&metrics.handler_timeouts_total),
+            CallError::Trapped(_) => Metrics::inc(&metrics.handler_traps_total),
+            _ => {}
+        }
+        tracing::warn!(module = %module.name(), event, client = %client.id_str, "{err}");
+        err
     }
 }
 
-/// Instantiates, writes the request with one copy, and calls the export.
-async fn run(
+/// Idle instances kept per module version with `instance = "reuse"`.
+const REUSE_MAX_IDLE: usize = 32;
+/// Events one reused instance serves before it is replaced by a fresh one.
+const REUSE_MAX_EVENTS: u32 = 100_000;
+/// Wasm pages (64 KiB) a reused instance may grow past its initial memory before it is retired.
+const REUSE_MAX_GROWTH: u64 = 16;
+
+/// What a trap or an instantiation failure means for the caller.
+fn classify(e: &wasmtime::Error, state: &HostState) -> CallError {
+    let trap = e.downcast_ref::<Trap>().copied();
+    if state.memory_limit_hit {
+        CallError::MemoryLimit
+    } else if trap == Some(Trap::Interrupt) {
+        CallError::Timeout
+    } else if trap == Some(Trap::OutOfFuel) {
+        CallError::Fuel
+    } else if trap == Some(Trap::StackOverflow) {
+        CallError::Trapped("stack overflow".into())
+    } else if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+        CallError::Busy
+    } else {
+        CallError::Trapped(trap.map_or_else(|| format!("{e:#}"), |t| t.to_string()))
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Parked instances hold pool slots of this engine; give them back with the runtime.
+        for m in self.table.load().modules.values() {
+            if let Ok(mut idle) = m.warm.lock() {
+                idle.clear();
+            }
+        }
+    }
+}
+
+/// Instantiates a module version in `store` and resolves what every call needs.
+async fn instantiate(
     store: &mut Store<HostState>,
-    route: &Route,
-    event: &str,
-    data: &str,
-    client: &ClientHandle,
-) -> wasmtime::Result<i32> {
-    let m = &route.module;
+    m: &LoadedModule,
+) -> wasmtime::Result<(Instance, Memory, TypedFunc<i32, i32>)> {
     let instance = m.pre.instantiate_async(&mut *store).await?;
     let memory = host::memory_of(instance.get_module_export(&mut *store, &m.memory))
         .ok_or_else(|| wasmtime::format_err!("no memory export"))?;
@@ -479,7 +556,20 @@ async fn run(
         .and_then(|e| e.into_func())
         .ok_or_else(|| wasmtime::format_err!("no alloc export"))?
         .typed::<i32, i32>(&*store)?;
-    let handler = instance
+    Ok((instance, memory, alloc))
+}
+
+/// Writes the request into the instance with one copy and calls the route's export.
+async fn invoke(
+    inst: &mut WarmInstance,
+    route: &Route,
+    event: &str,
+    data: &str,
+    client: &ClientHandle,
+) -> wasmtime::Result<i32> {
+    let store = &mut inst.store;
+    let handler = inst
+        .instance
         .get_module_export(&mut *store, &route.export)
         .and_then(|e| e.into_func())
         .ok_or_else(|| wasmtime::format_err!("no handler export"))?
@@ -489,10 +579,12 @@ async fn run(
     let fields: [&[u8]; 4] = [event.as_bytes(), data.as_bytes(), client_id, user];
     let len: usize = 20 + fields.iter().map(|f| f.len()).sum::<usize>();
     let len_i32 = i32::try_from(len).map_err(|_| wasmtime::format_err!("request too large"))?;
-    let ptr = alloc.call_async(&mut *store, len_i32).await?;
+    let ptr = inst.alloc.call_async(&mut *store, len_i32).await?;
     let start = ptr as u32 as usize;
-    let buf =
-        start.checked_add(len).and_then(|end| memory.data_mut(&mut *store).get_mut(start..end)).filter(|_| ptr != 0);
+    let buf = start
+        .checked_add(len)
+        .and_then(|end| inst.memory.data_mut(&mut *store).get_mut(start..end))
+        .filter(|_| ptr != 0);
     let Some(buf) = buf else {
         // alloc could not provide the bytes: the guest is out of memory.
         store.data_mut().memory_limit_hit = true;

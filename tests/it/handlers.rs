@@ -107,7 +107,18 @@ async fn a_trapping_handler_gives_an_error_frame_and_everything_stays_up() {
 
 #[tokio::test]
 async fn hot_swap_under_load_answers_every_request_exactly_once_and_switches_to_v2() {
-    let s = TestServer::start().await;
+    hot_swap_under_load(TestServer::start().await).await;
+}
+
+#[tokio::test]
+async fn hot_swap_of_a_reused_module_switches_every_later_event_to_v2() {
+    let manifest = ECHO_MANIFEST
+        .replace("prefixes = [\"echo\", \"fail\"]", "prefixes = [\"echo\", \"fail\"]\ninstance = \"reuse\"");
+    hot_swap_under_load(TestServer::with(&manifest, &[("echo.wat", &wat("echo.wat"))], |_| {}).await).await;
+}
+
+/// Four clients send continuously while echo.wat is replaced by echo_v2.wat.
+async fn hot_swap_under_load(s: TestServer) {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for i in 0..4 {
@@ -199,4 +210,75 @@ async fn compiled_modules_are_cached_on_disk() {
 
 fn walk(p: &std::path::Path) -> usize {
     std::fs::read_dir(p).map_or(0, |rd| rd.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum())
+}
+
+fn counter_manifest(instance: &str) -> String {
+    format!(
+        "[modules.counter]\npath = \"counter.wat\"\ninstance = \"{instance}\"\n\
+         [[routes]]\nevent = \"counter/count\"\nmodule = \"counter\"\nexport = \"count\"\n\
+         [[routes]]\nevent = \"counter/boom\"\nmodule = \"counter\"\nexport = \"boom\"\n"
+    )
+}
+
+async fn counter_server(instance: &str) -> TestServer {
+    TestServer::with(&counter_manifest(instance), &[("counter.wat", &wat("counter.wat"))], |_| {}).await
+}
+
+#[tokio::test]
+async fn by_default_every_event_runs_in_a_fresh_instance() {
+    let s = counter_server("fresh").await;
+    let (mut a, mut b) = (s.connect("alice").await, s.connect("bob").await);
+    assert_eq!(a.request("counter/count", json!(null)).await["data"], 1);
+    assert_eq!(b.request("counter/count", json!(null)).await["data"], 1);
+    assert_eq!(a.request("counter/count", json!(null)).await["data"], 1);
+}
+
+#[tokio::test]
+async fn with_instance_reuse_later_events_run_in_the_same_warm_instance() {
+    let s = counter_server("reuse").await;
+    let (mut a, mut b) = (s.connect("alice").await, s.connect("bob").await);
+    // One call at a time: the one warm instance serves every event, whoever sends it.
+    assert_eq!(a.request("counter/count", json!(null)).await["data"], 1);
+    assert_eq!(a.request("counter/count", json!(null)).await["data"], 2);
+    assert_eq!(b.request("counter/count", json!(null)).await["data"], 3);
+}
+
+#[tokio::test]
+async fn with_instance_reuse_a_trapped_instance_is_never_reused() {
+    let s = counter_server("reuse").await;
+    let mut a = s.connect("alice").await;
+    assert_eq!(a.request("counter/count", json!(null)).await["data"], 1);
+    let r = a.request("counter/boom", json!(null)).await;
+    assert_eq!(r["kind"], "handler_trapped");
+    assert_eq!(a.request("counter/count", json!(null)).await["data"], 1, "a fresh instance after the trap");
+}
+
+#[tokio::test]
+async fn instance_reuse_without_a_reset_export_is_refused_naming_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_reset = wat("echo.wat").replace("(func (export \"switchyard_reset\")", "(func");
+    std::fs::write(dir.path().join("echo.wat"), no_reset).unwrap();
+    let manifest = ECHO_MANIFEST
+        .replace("prefixes = [\"echo\", \"fail\"]", "prefixes = [\"echo\", \"fail\"]\ninstance = \"reuse\"");
+    std::fs::write(dir.path().join("switchyard.toml"), manifest).unwrap();
+    let config = test_config(dir.path());
+    let err = TestServer::try_in_dir(dir, config).await.err().expect("refused").to_string();
+    assert!(
+        err.contains("echo.wat") && err.contains("switchyard_reset") && err.contains("instance = \"fresh\""),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn instance_reuse_with_wasi_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("echo.wat"), wat("echo.wat")).unwrap();
+    let manifest = ECHO_MANIFEST.replace(
+        "prefixes = [\"echo\", \"fail\"]",
+        "prefixes = [\"echo\", \"fail\"]\ninstance = \"reuse\"\ncapabilities = [\"wasi\"]",
+    );
+    std::fs::write(dir.path().join("switchyard.toml"), manifest).unwrap();
+    let config = test_config(dir.path());
+    let err = TestServer::try_in_dir(dir, config).await.err().expect("refused").to_string();
+    assert!(err.contains("modules.echo") && err.contains("wasi"), "{err}");
 }

@@ -4,6 +4,8 @@
   (memory (export "memory") 1)
   (global $heap (mut i32) (i32.const 1024))
   (func (export "switchyard_abi_v1"))
+  ;; Optional; used when the manifest says instance = "reuse": free everything between events.
+  (func (export "switchyard_reset") (global.set $heap (i32.const 1024)))
   (func (export "alloc") (param $len i32) (result i32)
     (local $p i32)
     (local.set $p (global.get $heap))

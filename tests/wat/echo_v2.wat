@@ -5,6 +5,8 @@
   (data (i32.const 0) "{\"v\":2,\"d\":")
   (global $heap (mut i32) (i32.const 1024))
   (func (export "switchyard_abi_v1"))
+  ;; Optional; used when the manifest says instance = "reuse": free everything between events.
+  (func (export "switchyard_reset") (global.set $heap (i32.const 1024)))
   (func $alloc (export "alloc") (param $len i32) (result i32)
     (local $p i32)
     (local.set $p (global.get $heap))

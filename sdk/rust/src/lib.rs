@@ -5,7 +5,7 @@
 //! It implements handler ABI v1 (`docs/ABI.md` in the Switchyard repository):
 //!
 //! * [`handlers!`] generates the module's exports: one `(ptr, len) -> i32` function per
-//!   handler, plus `alloc` and the `switchyard_abi_v1` marker;
+//!   handler, plus `alloc`, the `switchyard_abi_v1` marker and `switchyard_reset`;
 //! * a handler receives a parsed [`Request`] and returns `Result<(), E>` where
 //!   `E: Into<`[`HandlerError`]`>`;
 //! * the free functions ([`send_success`], [`send_to_tag`], [`join_tag`], [`client_id`], ...)
@@ -39,9 +39,12 @@
 //! # fn main() {}
 //! ```
 //!
-//! Every event runs in a fresh instance that is thrown away afterwards, so memory is never
-//! reclaimed across events and nothing (statics included) survives from one event to the
-//! next. The default Rust allocator is fine.
+//! By default every event runs in a fresh instance that is thrown away afterwards, so nothing
+//! (statics included) survives from one event to the next. A module the operator marks
+//! `instance = "reuse"` keeps its instance between events instead; the generated
+//! `switchyard_reset` export then frees the request buffer's arena between events, and
+//! whatever your code keeps in statics is seen by later events (and other users). The default
+//! Rust allocator is fine in both modes.
 //!
 //! Off WebAssembly the crate still compiles (for `cargo check`, docs and unit tests of pure
 //! logic), but every host call panics there.
@@ -293,7 +296,7 @@ pub fn log(level: Level, msg: &str) {
 // The exports.
 
 /// Generates the module's exports: one handler export per `export_name => handler` pair, plus
-/// `alloc` and the `switchyard_abi_v1` marker that ABI v1 requires.
+/// `alloc`, the `switchyard_abi_v1` marker and `switchyard_reset` (ABI v1).
 ///
 /// ```no_run
 /// use switchyard_sdk::{HandlerError, Request};
@@ -319,7 +322,8 @@ pub fn log(level: Level, msg: &str) {
 ///   [`Error::BadUtf8`] (-2) without calling the handler.
 ///
 /// **Invoke it exactly once per crate** (any module, usually the crate root), listing every
-/// handler: it defines the exported symbols `alloc` and `switchyard_abi_v1`, so a second
+/// handler: it defines the exported symbols `alloc`, `switchyard_abi_v1` and
+/// `switchyard_reset`, so a second
 /// invocation fails to compile with "symbol `alloc` is already defined". The crate must be
 /// built as a `cdylib` for `wasm32-unknown-unknown`.
 ///
@@ -339,6 +343,12 @@ macro_rules! handlers {
             /// ABI v1 marker export; never called.
             #[unsafe(export_name = "switchyard_abi_v1")]
             extern "C" fn __switchyard_abi_v1() {}
+
+            /// ABI v1: run between two events when the instance is reused.
+            #[unsafe(export_name = "switchyard_reset")]
+            extern "C" fn __switchyard_reset() {
+                $crate::__private::reset()
+            }
         };
         $(
             const _: () = {
@@ -368,7 +378,8 @@ pub mod __private {
     static ARENA: Arena = Arena(core::cell::UnsafeCell::new([0; ARENA_BYTES]));
     static ARENA_USED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
-    /// The `alloc` export: `len` bytes, 8-aligned, leaked (the instance dies after the event).
+    /// The `alloc` export: `len` bytes, 8-aligned. Arena bytes come back at [`reset`]; a larger
+    /// request's heap block is freed by [`run`] once its handler returns.
     /// Returns `0` for a negative length or when memory cannot grow.
     ///
     /// Small requests come from a zeroed static arena (part of the initial memory), so a
@@ -393,6 +404,11 @@ pub mod __private {
         unsafe { std::alloc::alloc(layout) as usize as i32 }
     }
 
+    /// The `switchyard_reset` export: the arena is free again for the next event.
+    pub fn reset() {
+        ARENA_USED.store(0, core::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Parses the request at `(ptr, len)` and runs `handler` on it; returns the export status.
     ///
     /// # Safety
@@ -411,7 +427,18 @@ pub mod __private {
         // SAFETY: upheld by the caller.
         let bytes =
             unsafe { core::slice::from_raw_parts(ptr as u32 as usize as *const u8, len as usize) };
-        dispatch(bytes, handler)
+        let status = dispatch(bytes, handler);
+        let arena = ARENA.0.get() as usize;
+        let at = ptr as u32 as usize;
+        if !(arena..arena + ARENA_BYTES).contains(&at) {
+            // A heap block from `alloc`, with the layout it was allocated with.
+            if let Ok(layout) = std::alloc::Layout::from_size_align((len as usize).max(1), 8) {
+                // SAFETY: `ptr` came from `alloc(len)` outside the arena, i.e. from
+                // `std::alloc::alloc` with this layout, and nothing borrows it any more.
+                unsafe { std::alloc::dealloc(at as *mut u8, layout) }
+            }
+        }
+        status
     }
 
     /// The safe part of [`run`]: parse, call, map the result to a status.
