@@ -12,6 +12,9 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::net::{Ws, close_ws};
 use crate::stats::{Counter, ErrKind, Errors, Frame, Hists, LocalHist, find_num};
 
+/// With alternating hostile phases: the start of each window not counted (see `Load::alternate`).
+pub const ALT_GUARD: Duration = Duration::from_millis(250);
+
 pub struct Load {
     pub event: String,
     pub inflight: usize,
@@ -20,6 +23,10 @@ pub struct Load {
     pub measure_start: Instant,
     /// Hostile with baseline: replies from here on go to phase 1.
     pub split: Option<Instant>,
+    /// Hostile with alternating phases: windows of this length alternate baseline (phase 0)
+    /// and attack (phase 1) from `measure_start`; the first `ALT_GUARD` of each window counts
+    /// for neither (attack calls still finishing, or attackers starting).
+    pub alternate: Option<Duration>,
     /// End of the measured window, as nanoseconds after `base`; movable (swap ends early).
     end_ns: AtomicU64,
     /// After the end, outstanding replies are awaited this long, then counted missing.
@@ -46,6 +53,7 @@ impl Load {
             base,
             measure_start: base + warmup,
             split: None,
+            alternate: None,
             end_ns: AtomicU64::new((warmup + duration).as_nanos() as u64),
             drain: Duration::from_secs(3),
             req_timeout: Duration::from_secs(10),
@@ -65,9 +73,50 @@ impl Load {
     pub fn set_end(&self, t: Instant) {
         self.end_ns.store(t.saturating_duration_since(self.base).as_nanos() as u64, Relaxed);
     }
+    /// Which phase a reply at `now` counts for; `None` in an alternation guard band.
+    pub fn phase(&self, now: Instant) -> Option<usize> {
+        if let Some(period) = self.alternate {
+            let t = now.saturating_duration_since(self.measure_start).as_nanos();
+            let (k, off) = (t / period.as_nanos(), t % period.as_nanos());
+            return (off >= ALT_GUARD.as_nanos()).then_some((k % 2) as usize);
+        }
+        Some(self.split.map_or(0, |s| (now >= s) as usize))
+    }
+
+    /// Attackers with alternating phases: the next instant at or after `now` when they may send
+    /// (inside an attack window, not in its last `ALT_GUARD`), so that attack calls end before
+    /// the baseline window they would spill into starts counting.
+    pub fn attack_send_time(&self, now: Instant) -> Instant {
+        let Some(period) = self.alternate else { return now };
+        if now < self.measure_start {
+            return self.measure_start + period;
+        }
+        let t = now.saturating_duration_since(self.measure_start);
+        let k = t.as_nanos() / period.as_nanos();
+        let win_start = self.measure_start + period * k as u32;
+        if k % 2 == 1 && now + ALT_GUARD < win_start + period {
+            now
+        } else {
+            win_start + period * if k % 2 == 1 { 2 } else { 1 }
+        }
+    }
+
     /// Length of the measured window of phase `p` (0 = before split / whole window).
     pub fn window(&self, p: usize) -> Duration {
         let end = self.end();
+        if let Some(period) = self.alternate {
+            // Sum the counted part of every window of phase p.
+            let (mut at, mut k, mut sum) = (self.measure_start, 0usize, Duration::ZERO);
+            while at < end {
+                let stop = (at + period).min(end);
+                if k % 2 == p && at + ALT_GUARD < stop {
+                    sum += stop - (at + ALT_GUARD);
+                }
+                at += period;
+                k += 1;
+            }
+            return sum;
+        }
         match (self.split, p) {
             (None, _) => end.saturating_duration_since(self.measure_start),
             (Some(s), 0) => s.saturating_duration_since(self.measure_start),
@@ -264,8 +313,10 @@ pub async fn echo_worker(mut ws: Ws, id: usize, ld: Arc<Load>) {
                 ld.errors.one(ErrKind::Frame, || t.to_string());
             } else {
                 replies += 1;
-                if now >= ld.measure_start && now < end {
-                    let p = ld.split.map_or(0, |s| (now >= s) as usize);
+                if now >= ld.measure_start
+                    && now < end
+                    && let Some(p) = ld.phase(now)
+                {
                     ok[p] += 1;
                     hist[p].record(now - t0);
                 }

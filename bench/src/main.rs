@@ -266,6 +266,10 @@ pub struct HostileArgs {
     /// First half of the duration without attackers, second half with; print the ratio.
     #[arg(long)]
     pub baseline: bool,
+    /// With --baseline: alternate windows of this many seconds without and with attackers
+    /// (baseline first) instead of two halves, so slow drifts of the machine hit both alike.
+    #[arg(long)]
+    pub alternate: Option<f64>,
 }
 
 #[derive(Args, Debug)]

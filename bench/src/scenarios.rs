@@ -975,6 +975,12 @@ async fn attacker(
         };
         let mut out: std::collections::VecDeque<Instant> = Default::default();
         let mut alive = true;
+        let at = ld.attack_send_time(Instant::now());
+        tokio::time::sleep_until(at.into()).await;
+        if at >= ld.end() {
+            ws = Some(w);
+            break;
+        }
         while out.len() < inflight.max(1) {
             let req = format!("{{\"event\":{},\"data\":{{\"n\":{seq}}}}}", serde_json::to_string(&event).unwrap());
             if w.send(Message::text(req)).await.is_err() {
@@ -1002,7 +1008,9 @@ async fn attacker(
                     if let Some(t0) = out.pop_front() {
                         hist.record(t0.elapsed());
                     }
-                    if Instant::now() < ld.end() {
+                    let at = ld.attack_send_time(Instant::now());
+                    tokio::time::sleep_until(at.into()).await;
+                    if at < ld.end() {
                         let req = format!(
                             "{{\"event\":{},\"data\":{{\"n\":{seq}}}}}",
                             serde_json::to_string(&event).unwrap()
@@ -1062,7 +1070,9 @@ async fn run_hostile(
             a.attackers,
             a.attack_inflight,
             a.attack_event,
-            if a.baseline {
+            if let (true, Some(p)) = (a.baseline, a.alternate) {
+                format!("; baseline and attack alternating every {p:.1}s for {:.1}s", secs(dur))
+            } else if a.baseline {
                 format!("; baseline {:.1}s then attack {:.1}s", secs(dur) / 2.0, secs(dur) / 2.0)
             } else {
                 format!("; {:.1}s under attack", secs(dur))
@@ -1080,8 +1090,11 @@ async fn run_hostile(
     let (att_conns, _, _) = connect_all(&env, n, a.attackers, att_tokens.clone(), &att_errors).await;
     r.row("attackers", format!("{}/{} connected", att_conns.len(), a.attackers));
     let baseline = a.baseline;
+    let alternate = a.alternate.filter(|p| *p > 0.0).map(Duration::from_secs_f64);
     let mut run = start_echo(&env, &mut r, c, n, k, warm, dur, &errors, |ld| {
-        if baseline {
+        if baseline && alternate.is_some() {
+            ld.alternate = alternate;
+        } else if baseline {
             ld.split = Some(ld.measure_start + dur / 2);
         }
     })

@@ -8,7 +8,8 @@
  *
  * In exactly ONE translation unit of a module, expand SWITCHYARD_ABI_V1() at
  * file scope: it defines the `alloc` export (a bump allocator), the
- * `switchyard_abi_v1` marker export, and weak memcpy/memmove/memset/memcmp
+ * `switchyard_abi_v1` marker export, the `switchyard_reset` export (rewinds the
+ * bump allocator; see "Bump allocator" below), and weak memcpy/memmove/memset/memcmp
  * (clang emits calls to these even in freestanding code; define
  * SWITCHYARD_NO_MEM_SHIMS before including this header to leave them out, e.g.
  * when linking wasi-libc).
@@ -189,8 +190,17 @@ static inline int32_t sy_request_parse(const void *ptr, size_t len, sy_request *
 }
 
 /* ---------------------------------------------------------------------------
- * Bump allocator (wasm only). Nothing is ever freed: each event runs in a
- * fresh instance. Allocations are 8-byte aligned; the memory grows as needed.
+ * Bump allocator (wasm only). Allocations are 8-byte aligned; the memory grows
+ * as needed. Nothing is freed during an event.
+ *
+ * By default each event runs in a fresh instance, so nothing ever needs
+ * freeing. With `instance = "reuse"` in the module's manifest entry the host
+ * keeps the instance and calls the `switchyard_reset` export after every event
+ * that returned a status: it rewinds the allocator to __heap_base, so the next
+ * event's sy_alloc (the request buffer included) reuses the same memory. Only
+ * allocator state is reset: globals and statics keep their values across
+ * events (and users), but any pointer into sy_alloc memory is dangling once the
+ * event that allocated it has ended.
  * ------------------------------------------------------------------------- */
 #if defined(__wasm__)
 extern unsigned char __heap_base; /* provided by wasm-ld */
@@ -210,6 +220,13 @@ static inline void *sy_alloc(size_t len) {
     }
     sy__heap_top = (uintptr_t)end;
     return (void *)(uintptr_t)start;
+}
+
+/* Frees everything sy_alloc handed out: the next allocation starts at
+ * __heap_base again. The `switchyard_reset` export calls it; call it yourself
+ * only when no live data is in sy_alloc memory. */
+static inline void sy_alloc_reset(void) {
+    sy__heap_top = 0;
 }
 #endif
 
@@ -255,6 +272,9 @@ static inline void *sy_alloc(size_t len) {
         return sy_alloc(len);                                                     \
     }                                                                             \
     __attribute__((export_name("switchyard_abi_v1"))) void sy__export_abi_v1(void) {} \
+    __attribute__((export_name("switchyard_reset"))) void sy__export_reset(void) { \
+        sy_alloc_reset();                                                         \
+    }                                                                             \
     SY__MEM_SHIMS                                                                 \
     typedef int sy__abi_v1_semicolon_sink
 

@@ -5,7 +5,7 @@
 //! const sy = @import("switchyard");
 //!
 //! comptime {
-//!     sy.exportModule(.{ .echo = echo }); // alloc + switchyard_abi_v1 + "echo"
+//!     sy.exportModule(.{ .echo = echo }); // alloc, switchyard_abi_v1, switchyard_reset, "echo"
 //! }
 //!
 //! fn echo(req: sy.Request) !void {
@@ -18,8 +18,11 @@
 //! escaping a handler becomes its status (see `statusOf`).
 //!
 //! Memory: `sy.allocator` is a bump allocator over the module's linear memory.
-//! It backs the `alloc` export too. Nothing needs freeing: every event runs in a
-//! fresh instance.
+//! It backs the `alloc` export too. Nothing needs freeing: by default every
+//! event runs in a fresh instance; with `instance = "reuse"` the host calls the
+//! `switchyard_reset` export after each event, which frees everything the event
+//! allocated (see `resetAllocator`). Globals keep their values across events
+//! (and users) in that mode; only allocator state is reset.
 
 const std = @import("std");
 const builtin = @import("builtin");
@@ -449,6 +452,14 @@ pub const allocator: Allocator = .{
     .vtable = &.{ .alloc = vtAlloc, .resize = vtResize, .remap = vtRemap, .free = vtFree },
 };
 
+/// Frees everything `allocator` (and the `alloc` export) handed out: the next
+/// allocation starts at `__heap_base` again. The `switchyard_reset` export calls
+/// it between two events of a reused instance (`instance = "reuse"`); any slice
+/// still pointing into that memory (from a global, say) is dangling afterwards.
+pub fn resetAllocator() void {
+    heap_top = 0;
+}
+
 // ---------------------------------------------------------------------------
 // Exports
 // ---------------------------------------------------------------------------
@@ -459,11 +470,17 @@ fn allocExport(len: usize) callconv(.c) usize {
 
 fn abiMarker() callconv(.c) void {}
 
-/// Exports `alloc` and `switchyard_abi_v1`. Call from a `comptime` block,
-/// once per module.
+fn resetExport() callconv(.c) void {
+    resetAllocator();
+}
+
+/// Exports `alloc`, `switchyard_abi_v1` and `switchyard_reset` (run by the
+/// host between events when the manifest says `instance = "reuse"`). Call from
+/// a `comptime` block, once per module.
 pub fn exportAbi() void {
     @export(&allocExport, .{ .name = "alloc" });
     @export(&abiMarker, .{ .name = "switchyard_abi_v1" });
+    @export(&resetExport, .{ .name = "switchyard_reset" });
 }
 
 /// The `(ptr: i32, len: i32) -> i32` export wrapping handler `f`: parses the
@@ -504,9 +521,9 @@ pub fn exportHandler(comptime name: []const u8, comptime f: anytype) void {
     @export(&Handler(f).call, .{ .name = name });
 }
 
-/// Exports `alloc`, `switchyard_abi_v1` and one export per field of
-/// `handlers` (`.{ .export_name = function, ... }`). Call from a `comptime`
-/// block, once per module.
+/// Exports `alloc`, `switchyard_abi_v1`, `switchyard_reset` and one export per
+/// field of `handlers` (`.{ .export_name = function, ... }`). Call from a
+/// `comptime` block, once per module.
 pub fn exportModule(comptime handlers: anytype) void {
     exportAbi();
     inline for (std.meta.fields(@TypeOf(handlers))) |field| {

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
@@ -34,6 +35,28 @@ const WASM_PAGE: u64 = 64 * 1024;
 pub struct ModuleInfo {
     pub name: String,
     pub spec: ModuleSpec,
+    /// Unix ms until which this version's slow calls are throttled harder (see `penalize`).
+    penalized_until_ms: AtomicU64,
+}
+
+/// How long a module that ran a call into its deadline stays penalized.
+pub const PENALTY_MS: u64 = 10_000;
+
+impl ModuleInfo {
+    pub fn new(name: &str, spec: &ModuleSpec) -> Self {
+        Self { name: name.to_string(), spec: spec.clone(), penalized_until_ms: AtomicU64::new(0) }
+    }
+
+    /// Called when one of the module's calls ran into its deadline: for [`PENALTY_MS`] its
+    /// calls count as slow from their first epoch tick and get a smaller share of the CPU, so a
+    /// module that keeps spinning costs its neighbours less.
+    pub fn penalize(&self) {
+        self.penalized_until_ms.store(crate::registry::unix_ms() + PENALTY_MS, Ordering::Relaxed);
+    }
+
+    pub fn penalized(&self) -> bool {
+        self.penalized_until_ms.load(Ordering::Relaxed) > crate::registry::unix_ms()
+    }
 }
 
 /// A compiled, validated, linked module version.
@@ -193,7 +216,7 @@ pub fn load(
 
     let pre = linker.instantiate_pre(&module).map_err(|e| format!("{path}: cannot link: {e:#}"))?;
     Ok(LoadedModule {
-        info: Arc::new(ModuleInfo { name: name.to_string(), spec: spec.clone() }),
+        info: Arc::new(ModuleInfo::new(name, spec)),
         hash,
         pre,
         memory: module.get_export_index("memory").ok_or("memory index")?,

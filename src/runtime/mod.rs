@@ -442,15 +442,19 @@ impl Runtime {
             if std::time::Instant::now() >= ctx.data().deadline {
                 return Ok(UpdateDeadline::Interrupt);
             }
-            // A fast call that merely straddles one tick boundary is not slow: let it finish.
             ctx.data_mut().ticks += 1;
-            if ctx.data().ticks == 1 {
+            // A module that recently ran a call into its deadline is throttled from its first
+            // tick: it sleeps PENALTY_SLEEP_TICKS ticks after every tick of work.
+            let penalized = ctx.data().module.penalized();
+            // A fast call that merely straddles one tick boundary is not slow: let it finish.
+            if ctx.data().ticks == 1 && !penalized {
                 return Ok(UpdateDeadline::Continue(1));
             }
             if ctx.data().slow_permit.is_some() {
                 // Sleep one tick between ticks of work: a slow call gets at most about half of
-                // one core, whatever it does.
-                return Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::time::sleep(tick))));
+                // one core, whatever it does (a penalized one, a fifth).
+                let pause = if penalized { tick * PENALTY_SLEEP_TICKS } else { tick };
+                return Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::time::sleep(pause))));
             }
             let slot = Arc::new(Mutex::new(None));
             ctx.data_mut().slow_permit = Some(slot.clone());
@@ -497,7 +501,11 @@ impl Runtime {
         let metrics = &self.registry.metrics;
         match &err {
             CallError::MemoryLimit => Metrics::inc(&metrics.handler_memory_limit_total),
-            CallError::Timeout | CallError::Fuel => Metrics::inc(&metrics.handler_timeouts_total),
+            CallError::Timeout => {
+                Metrics::inc(&metrics.handler_timeouts_total);
+                module.info.penalize();
+            }
+            CallError::Fuel => Metrics::inc(&metrics.handler_timeouts_total),
             CallError::Trapped(_) => Metrics::inc(&metrics.handler_traps_total),
             _ => {}
         }
@@ -506,6 +514,8 @@ impl Runtime {
     }
 }
 
+/// Ticks a penalized module's slow call sleeps after each tick of work.
+const PENALTY_SLEEP_TICKS: u32 = 4;
 /// Idle instances kept per module version with `instance = "reuse"`.
 const REUSE_MAX_IDLE: usize = 32;
 /// Events one reused instance serves before it is replaced by a fresh one.

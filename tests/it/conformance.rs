@@ -1,22 +1,27 @@
 //! One conformance suite, run against every language's echo and chat modules (built from
 //! source by that language's build script; a missing toolchain fails the build loudly).
-//! The expected behaviour is docs/HANDLERS.md.
+//! The expected behaviour is docs/HANDLERS.md. The `with_instance_reuse_*` scenarios serve
+//! the modules with `instance = "reuse"`, so every event after the first runs in a kept
+//! instance after the module's `switchyard_reset`.
 
 use serde_json::{Value, json};
 
 use crate::common::*;
 
-fn manifest(build: &std::path::Path) -> String {
+/// `module_extra` is added to both module tables.
+fn manifest(build: &std::path::Path, module_extra: &str) -> String {
     format!(
         r#"
 [modules.echo]
 path = "{echo}"
 prefixes = ["echo", "fail", "admin/addons/hgexample/"]
+{module_extra}
 
 [modules.chat]
 path = "{chat}"
 prefixes = ["chat/"]
 tags = ["chat:lobby", "chat:room-*"]
+{module_extra}
 
 [[routes]]
 event = "echo"
@@ -50,7 +55,16 @@ export = "chat_online"
 
 pub async fn server(script: &str) -> TestServer {
     let build = build_once(script);
-    TestServer::with(&manifest(&build), &[], |c| c.runtime.watch = false).await
+    TestServer::with(&manifest(&build, ""), &[], |c| c.runtime.watch = false).await
+}
+
+/// The modules in `reuse_dir` (relative to the build script's folder) with `instance = "reuse"`.
+/// Memory is capped at 1 MiB: an instance whose `switchyard_reset` frees nothing runs out of
+/// it within a few dozen 20 KiB requests (well before the host would retire it for growing).
+pub async fn reuse_server(script: &str, reuse_dir: &str) -> TestServer {
+    let build = build_once(script).parent().unwrap().join(reuse_dir);
+    let extra = "instance = \"reuse\"\nlimits = { memory_mib = 1 }";
+    TestServer::with(&manifest(&build, extra), &[], |c| c.runtime.watch = false).await
 }
 
 pub async fn echo(script: &str) {
@@ -66,8 +80,66 @@ pub async fn echo(script: &str) {
     assert_eq!(r["data"], json!({"msg": "消息内容"}));
 }
 
+/// 300 sequential events from two users through one kept instance: every 3rd echoes a
+/// ~20 KiB string (different each time, so a reset that frees too much or too little shows),
+/// every 25th is `fail` (a non-zero status also keeps the instance).
+pub async fn echo_reuse(script: &str, reuse_dir: &str) {
+    let s = reuse_server(script, reuse_dir).await;
+    let mut users = [s.connect("alice").await, s.connect("bob").await];
+    for i in 0..300usize {
+        let c = &mut users[i % 2];
+        if i % 25 == 24 {
+            let r = c.request("fail", json!({"i": i})).await;
+            assert_eq!(r["errorMsg"], "handler failed with status 3", "request {i}: {r}");
+            continue;
+        }
+        let data = match i % 3 {
+            0 => {
+                let pattern = ["abcé✓", "é✓abc", "✓abcé"][i / 3 % 3]; // 8 bytes of UTF-8
+                json!(format!("{i:05}:{}", pattern.repeat(20 * 1024 / 8)))
+            }
+            1 => json!({"i": i, "list": [i, "x".repeat(i), {"nested": i % 7 == 0}]}),
+            _ => json!(i),
+        };
+        let r = c.request("echo", data.clone()).await;
+        assert_eq!((r["event"].as_str(), r["code"].as_i64()), (Some("echo"), Some(0)), "request {i}: {r}");
+        assert!(r["data"] == data, "request {i}: echoed data differs");
+    }
+}
+
 pub async fn chat(script: &str) {
-    let s = server(script).await;
+    chat_scenario(server(script).await).await
+}
+
+/// The chat scenario, then more rounds, all through kept instances.
+pub async fn chat_reuse(script: &str, reuse_dir: &str) {
+    let s = reuse_server(script, reuse_dir).await;
+    let (mut a, mut b) = (s.connect("alice").await, s.connect("bob").await);
+    for round in 0..20 {
+        let room = format!("room-{round}");
+        let r = a.request("chat/join", json!({"room": room})).await;
+        assert_eq!(r["data"], json!({"room": room, "users": ["alice"]}), "round {round}: {r}");
+        let r = b.request("chat/join", json!({"room": room})).await;
+        assert_eq!(r["data"], json!({"room": room, "users": ["alice", "bob"]}), "round {round}: {r}");
+        let text = format!("round {round} ✓ {}", "t".repeat(round * 100));
+        a.send("chat/send", json!({"room": room, "text": text})).await;
+        let expected = json!({"room": room, "from": "alice", "text": text});
+        let m = b.recv().await;
+        assert_eq!((m["event"].as_str(), &m["data"]), (Some("chat/message"), &expected), "round {round}");
+        let mut own = [a.recv().await, a.recv().await];
+        own.sort_by_key(|f| f["event"].as_str().unwrap().to_string());
+        assert_eq!(own[0]["data"], expected, "round {round}");
+        assert_eq!(own[1]["data"], json!({"delivered": 2}), "round {round}");
+        let r = a.request("chat/online", json!({"room": room})).await;
+        assert_eq!(r["data"], json!({"room": room, "users": ["alice", "bob"]}), "round {round}: {r}");
+        let r = b.request("chat/join", json!({"room": "no spaces"})).await;
+        assert_eq!(r["errorMsg"], "invalid room", "round {round}: {r}");
+    }
+    drop((a, b));
+    chat_scenario(s).await
+}
+
+async fn chat_scenario(s: TestServer) {
     let mut a = s.connect("alice").await;
     let mut b = s.connect("bob").await;
     let r = a.request("chat/join", json!({"room": "lobby"})).await;
@@ -117,8 +189,10 @@ pub async fn denied_capability(script: &str) {
     assert_eq!(r["data"], json!({"room": "room-7", "users": ["alice"]}));
 }
 
+/// `$reuse_dir`: the folder, next to the build script, of the modules to serve with
+/// `instance = "reuse"` (they must export `switchyard_reset`).
 macro_rules! language {
-    ($lang:ident, $script:literal) => {
+    ($lang:ident, $script:literal, reuse: $reuse_dir:literal) => {
         mod $lang {
             #[tokio::test]
             async fn echo_replies_with_the_same_data() {
@@ -136,11 +210,21 @@ macro_rules! language {
             async fn an_ungranted_tag_is_denied() {
                 super::denied_capability($script).await
             }
+            #[tokio::test]
+            async fn with_instance_reuse_echo_answers_300_sequential_requests() {
+                super::echo_reuse($script, $reuse_dir).await
+            }
+            #[tokio::test]
+            async fn with_instance_reuse_chat_joins_sends_and_lists_the_room() {
+                super::chat_reuse($script, $reuse_dir).await
+            }
         }
     };
 }
 
-language!(rust, "handlers/build.sh");
-language!(c, "examples/c/build.sh");
-language!(zig, "examples/zig/build.sh");
-language!(assemblyscript, "examples/assemblyscript/build.sh");
+language!(rust, "handlers/build.sh", reuse: "build");
+language!(c, "examples/c/build.sh", reuse: "build");
+language!(zig, "examples/zig/build.sh", reuse: "build");
+// The default AssemblyScript builds use --runtime stub, which cannot be reset; build.sh also
+// builds them with --runtime minimal and switchyard_reset into build/reuse.
+language!(assemblyscript, "examples/assemblyscript/build.sh", reuse: "build/reuse");

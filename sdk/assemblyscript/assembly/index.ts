@@ -5,6 +5,9 @@
 //
 //   export { alloc, switchyard_abi_v1 } from "switchyard-sdk-as";
 //
+// (plus `switchyard_reset` for a module served with instance = "reuse", which
+// needs --runtime minimal or incremental instead of stub: see switchyard_reset).
+//
 // Build with the stub runtime and this SDK's abort, so that the only imports
 // are from the module "switchyard" (the host refuses any other import):
 //
@@ -101,10 +104,11 @@ export function switchyard_abi_v1(): void {}
  *
  * The block comes from `heap.alloc`, i.e. the runtime's raw allocator
  * (`__alloc`), NOT from `__new`: it carries no object header, so no garbage
- * collector ever traces or frees it — with the `stub` runtime (recommended:
- * a bump allocator that never frees) and equally with `minimal`/`incremental`
- * (a TLSF block is only reused after an explicit `heap.free`, which nothing
- * calls). No pinning is needed, and the request stays valid for the whole call.
+ * collector ever traces or frees it — with the `stub` runtime (recommended for
+ * the default fresh instances: a bump allocator that never frees) and equally
+ * with `minimal`/`incremental` (a TLSF block is only reused after an explicit
+ * `heap.free`, which only `switchyard_reset` calls, after the event). No pinning
+ * is needed, and the request stays valid for the whole call.
  *
  * Returns 0 when it cannot allocate (the host then fails the event with
  * "memory limit"). With the stub runtime this is checked up front: the memory
@@ -126,9 +130,52 @@ export function alloc(len: i32): i32 {
       const pages = <i32>((end - have + 0xffff) >> 16);
       if (memory.grow(pages) < 0) return 0;
     }
+    return <i32>heap.alloc(<usize>len);
   }
-  const p = heap.alloc(<usize>len);
-  return <i32>p;
+  // minimal / incremental: chain the block into `pendingBlocks` (a link word in
+  // a 16-byte header keeps the payload 16-aligned) so that `switchyard_reset`
+  // can free it.
+  const block = heap.alloc(<usize>len + BLOCK_LINK);
+  store<usize>(block, pendingBlocks);
+  pendingBlocks = block;
+  return <i32>(block + BLOCK_LINK);
+}
+
+// Blocks handed out by `alloc` since the last `switchyard_reset` (minimal and
+// incremental runtimes only): a list linked through each block's first word.
+let pendingBlocks: usize = 0;
+// @ts-ignore: decorator
+@inline const BLOCK_LINK: usize = 16;
+
+/**
+ * `switchyard_reset()`: the host calls it after every event that returned a
+ * status when the module's manifest entry says `instance = "reuse"` (the
+ * instance is then kept for later events instead of being thrown away). It
+ * frees the request blocks `alloc` handed out and runs a full garbage
+ * collection: every object no global references any more is freed, and what
+ * globals reference survives, for later events and users alike.
+ *
+ * Only for `--runtime minimal` (recommended with reuse) or `incremental`, which
+ * have a collector. Re-exporting it from a module built with `--runtime stub`
+ * is a compile error: the stub never frees, and rewinding its bump pointer
+ * (`__reset`) would hand out again the memory of objects that globals, or the
+ * module's top-level initialisers, still hold.
+ */
+export function switchyard_reset(): void {
+  if (ASC_RUNTIME == Runtime.Stub) {
+    ERROR("switchyard_reset needs --runtime minimal (or incremental): the stub runtime cannot free memory safely; use the default instance = \"fresh\" with --runtime stub");
+  } else {
+    let block = pendingBlocks;
+    pendingBlocks = 0;
+    while (block != 0) {
+      const next = load<usize>(block);
+      heap.free(block);
+      block = next;
+    }
+    // No handler is running, so nothing lives on the stack: globals are the
+    // only roots, which is when the minimal runtime's collector may run.
+    __collect();
+  }
 }
 
 // heap.alloc's own limit (BLOCK_MAXSIZE = 1 GiB minus the block header).
