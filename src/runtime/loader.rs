@@ -54,6 +54,11 @@ impl ModuleInfo {
         self.penalized_until_ms.store(crate::registry::unix_ms() + PENALTY_MS, Ordering::Relaxed);
     }
 
+    /// Unix ms until which the module is penalized, if it is now.
+    pub fn penalized_until_ms(&self) -> Option<u64> {
+        Some(self.penalized_until_ms.load(Ordering::Relaxed)).filter(|&t| t > crate::registry::unix_ms())
+    }
+
     pub fn penalized(&self) -> bool {
         self.penalized_until_ms.load(Ordering::Relaxed) > crate::registry::unix_ms()
     }

@@ -61,6 +61,8 @@ pub struct ModuleStatus {
     pub last_error: Option<String>,
     pub last_error_at: Option<u64>,
     pub routes: Vec<String>,
+    /// Unix ms until which the module's calls are throttled because one ran into its deadline.
+    pub penalized_until_ms: Option<u64>,
 }
 
 /// What `GET /admin/modules` and `POST /admin/reload` return.
@@ -249,7 +251,12 @@ impl Runtime {
     }
 
     pub fn status(&self) -> RuntimeStatus {
-        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+        let mut st = self.status.lock().map(|s| s.clone()).unwrap_or_default();
+        let table = self.table.load();
+        for m in &mut st.modules {
+            m.penalized_until_ms = table.modules.get(&m.name).and_then(|l| l.info.penalized_until_ms());
+        }
+        st
     }
 
     /// Loads everything; returns the errors. At startup any error is fatal; on reload each

@@ -72,6 +72,22 @@ async fn an_infinite_loop_ends_at_the_deadline_with_handler_timeout() {
 }
 
 #[tokio::test]
+async fn a_module_that_ran_into_its_deadline_is_penalized_and_shows_it_in_admin_modules() {
+    let s = hostile_server().await;
+    let (_, before) = s.get("/admin/modules").await;
+    assert!(before["modules"].as_array().unwrap().iter().all(|m| m["penalized_until_ms"].is_null()), "{before}");
+    assert_eq!(attack(&s, "spin").await["kind"], "handler_timeout");
+    let (_, after) = s.get("/admin/modules").await;
+    let modules = after["modules"].as_array().unwrap();
+    let hostile = modules.iter().find(|m| m["name"] == "hostile").unwrap();
+    let until = hostile["penalized_until_ms"].as_u64().expect("penalized");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert!(until > now && until <= now + 10_000, "{hostile}");
+    let echo = modules.iter().find(|m| m["name"] == "echo").unwrap();
+    assert!(echo["penalized_until_ms"].is_null(), "only the module that timed out: {echo}");
+}
+
+#[tokio::test]
 async fn a_memory_bomb_stops_at_the_cap_with_memory_limit() {
     let s = hostile_server().await;
     let r = attack(&s, "bomb").await;
