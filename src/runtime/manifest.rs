@@ -52,7 +52,7 @@ impl Default for Limits {
 }
 
 /// How a module's instances are used across events (`instance = "..."`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InstanceMode {
     /// A fresh instance per event, discarded afterwards: nothing an event leaves in memory or

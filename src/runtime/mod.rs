@@ -61,6 +61,8 @@ pub struct ModuleStatus {
     pub last_error: Option<String>,
     pub last_error_at: Option<u64>,
     pub routes: Vec<String>,
+    /// `fresh` (an instance per event) or `reuse` (warm instances kept between events).
+    pub instance: InstanceMode,
     /// Unix ms until which the module's calls are throttled because one ran into its deadline.
     pub penalized_until_ms: Option<u64>,
 }
@@ -294,6 +296,7 @@ impl Runtime {
             status.name = name.clone();
             status.path = spec.path.display().to_string();
             status.routes = manifest.routes.iter().filter(|r| &r.module == name).map(|r| r.event.clone()).collect();
+            status.instance = spec.instance;
             let prev = old.modules.get(name);
             let loaded = loader::read(spec).and_then(|(bytes, hash)| {
                 if let Some(p) = prev.filter(|p| p.hash == hash && *p.spec() == *spec) {

@@ -241,6 +241,8 @@ async fn with_instance_reuse_later_events_run_in_the_same_warm_instance() {
     assert_eq!(a.request("counter/count", json!(null)).await["data"], 1);
     assert_eq!(a.request("counter/count", json!(null)).await["data"], 2);
     assert_eq!(b.request("counter/count", json!(null)).await["data"], 3);
+    let (_, st) = s.get("/admin/modules").await;
+    assert_eq!(st["modules"][0]["instance"], "reuse", "{st}");
 }
 
 #[tokio::test]
