@@ -128,6 +128,13 @@ impl Server {
         }
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
+        // Real-time traffic: a reply goes out when written, not when Nagle's algorithm says.
+        // (Replies queued together are already coalesced into one write by the session.)
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("TCP_NODELAY not set: {e}");
+            }
+        });
         let state = Arc::new(AppState { config, auth, registry, runtime });
         let app = Router::new()
             .route("/ws", get(ws_upgrade))
