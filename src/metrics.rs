@@ -71,6 +71,8 @@ metrics! {
     reloads_total: "counter",
     /// Reloads that failed and left the previous version serving.
     reload_failures_total: "counter",
+    /// Reloads started (by a file change or `POST /admin/reload`), whatever they found.
+    reload_checks_total: "counter",
 }
 
 impl Metrics {

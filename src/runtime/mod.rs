@@ -265,6 +265,9 @@ impl Runtime {
     /// failing module keeps its previous version and a failing manifest keeps the whole table.
     fn load_blocking(&self, startup: bool) -> Vec<String> {
         let metrics = &self.registry.metrics;
+        if !startup {
+            Metrics::inc(&metrics.reload_checks_total);
+        }
         let manifest = match Manifest::load(&self.manifest_path) {
             Ok(m) => m,
             Err(e) => {

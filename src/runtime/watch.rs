@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::RecursiveMode;
-use notify_debouncer_mini::{DebounceEventResult, new_debouncer};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 
 use super::Runtime;
 
@@ -27,19 +27,31 @@ fn dirs_and_names(files: &[PathBuf]) -> (HashSet<PathBuf>, HashSet<OsString>) {
     (dirs, names)
 }
 
+/// Whether an event may have changed a file: anything but opening, reading or closing it
+/// unwritten.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 /// Starts the watcher task. Folders are watched (not files), so editors and `mv`-over writes,
-/// which replace the file, are seen too.
+/// which replace the file, are seen too. Only changes count: opening or reading a file (which
+/// every reload does) is not a change, or each reload would trigger the next.
 pub(super) fn spawn(rt: Arc<Runtime>, debounce: Duration) -> anyhow::Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
-    let mut debouncer = new_debouncer(debounce, move |res: DebounceEventResult| match res {
-        Ok(events) => {
-            let _ = tx.send(events.into_iter().map(|e| e.path).collect());
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+        Ok(event) if is_change(&event.kind) => {
+            let _ = tx.send(event.paths);
         }
+        Ok(_) => {}
         Err(e) => tracing::warn!("file watcher: {e}"),
     })?;
     let (mut dirs, mut names) = dirs_and_names(&rt.watched_files());
     for d in &dirs {
-        debouncer.watcher().watch(d, RecursiveMode::NonRecursive)?;
+        watcher.watch(d, RecursiveMode::NonRecursive)?;
     }
     let mut stop = rt.stop_signal();
     tokio::spawn(async move {
@@ -48,7 +60,9 @@ pub(super) fn spawn(rt: Arc<Runtime>, debounce: Duration) -> anyhow::Result<()> 
                 p = rx.recv() => match p { Some(p) => p, None => break },
                 _ = stop.wait_for(|s| *s) => break,
             };
-            while let Ok(more) = rx.try_recv() {
+            // Debounce: a write is often several events (truncate, write, close, rename);
+            // wait until the files have been quiet for `debounce`, then reload once.
+            while let Ok(Some(more)) = tokio::time::timeout(debounce, rx.recv()).await {
                 paths.extend(more);
             }
             if !paths.iter().any(|p| p.file_name().is_some_and(|n| names.contains(n))) {
@@ -59,12 +73,12 @@ pub(super) fn spawn(rt: Arc<Runtime>, debounce: Duration) -> anyhow::Result<()> 
             // Module paths may have changed with the manifest: follow them.
             let (new_dirs, new_names) = dirs_and_names(&rt.watched_files());
             for d in new_dirs.difference(&dirs) {
-                if let Err(e) = debouncer.watcher().watch(d, RecursiveMode::NonRecursive) {
+                if let Err(e) = watcher.watch(d, RecursiveMode::NonRecursive) {
                     tracing::warn!(dir = %d.display(), "cannot watch: {e}");
                 }
             }
             for d in dirs.difference(&new_dirs) {
-                let _ = debouncer.watcher().unwatch(d);
+                let _ = watcher.unwatch(d);
             }
             (dirs, names) = (new_dirs, new_names);
         }
