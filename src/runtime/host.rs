@@ -56,6 +56,11 @@ pub enum Grant {
     Cap(Capability),
 }
 
+/// When a call starting now must end.
+fn deadline_from_now(limits: &super::manifest::Limits) -> Instant {
+    Instant::now() + std::time::Duration::from_millis(limits.timeout_ms)
+}
+
 /// State of one handler call, kept in its `Store`: dropped with the instance after the event,
 /// or (`instance = "reuse"`) reset by [`HostState::begin_call`] for the next one.
 pub struct HostState {
@@ -82,7 +87,7 @@ pub struct HostState {
 impl HostState {
     pub fn new(client: Arc<ClientHandle>, registry: Arc<Registry>, module: Arc<ModuleInfo>) -> Self {
         let limits = &module.spec.limits;
-        let deadline = Instant::now() + std::time::Duration::from_millis(limits.timeout_ms);
+        let deadline = deadline_from_now(limits);
         let memory_cap = (limits.memory_mib as usize).saturating_mul(1024 * 1024);
         let (wasi, wasi_out) = if module.spec.has(Capability::Wasi) {
             let out = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(64 * 1024);
@@ -117,7 +122,7 @@ impl HostState {
         if !Arc::ptr_eq(&self.client, client) {
             self.client = client.clone();
         }
-        self.deadline = Instant::now() + std::time::Duration::from_millis(self.module.spec.limits.timeout_ms);
+        self.deadline = deadline_from_now(&self.module.spec.limits);
         self.sends = 0;
         self.send_bytes = 0;
         self.memory_limit_hit = false;

@@ -60,7 +60,7 @@ impl ModuleInfo {
     }
 
     pub fn penalized(&self) -> bool {
-        self.penalized_until_ms.load(Ordering::Relaxed) > crate::registry::unix_ms()
+        self.penalized_until_ms().is_some()
     }
 }
 
@@ -78,15 +78,18 @@ pub struct LoadedModule {
     pub exports: HashMap<String, ModuleExport>,
     /// Idle instances of this version (`instance = "reuse"` only); dropped with the version,
     /// so a hot swap retires them as soon as the last call on the old version ends.
-    pub warm: Mutex<Vec<WarmInstance>>,
+    pub warm: Mutex<Vec<HandlerInstance>>,
 }
 
-/// An instance kept between events, with what a call needs of it already resolved.
-pub struct WarmInstance {
+/// An instance with what a call needs of it resolved once: used for one event, or kept
+/// between events with `instance = "reuse"`.
+pub struct HandlerInstance {
     pub store: Store<HostState>,
     pub instance: Instance,
     pub memory: Memory,
     pub alloc: TypedFunc<i32, i32>,
+    /// `switchyard_reset`, when the module exports it.
+    pub reset: Option<TypedFunc<(), ()>>,
     /// Memory pages right after instantiation: an instance that grew much past them is retired.
     pub initial_pages: u64,
     /// Events this instance has served.

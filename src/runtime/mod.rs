@@ -20,8 +20,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 use wasmtime::{
-    Engine, Instance, InstanceAllocationStrategy, Linker, Memory, ModuleExport, PoolingAllocationConfig, Store, Trap,
-    TypedFunc, UpdateDeadline,
+    Engine, InstanceAllocationStrategy, Linker, ModuleExport, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
 };
 
 use crate::config::RuntimeConfig;
@@ -29,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::protocol::ErrorKind;
 use crate::registry::{ClientHandle, Registry};
 use host::HostState;
-use loader::{LoadedModule, WarmInstance};
+use loader::{HandlerInstance, LoadedModule};
 use manifest::{InstanceMode, Manifest};
 
 /// One routed event: which module version, which export.
@@ -402,16 +401,10 @@ impl Runtime {
                 w.store.data_mut().begin_call(client);
                 w
             }
-            None => {
-                let mut store = self.new_store(client, module);
-                match instantiate(&mut store, module).await {
-                    Ok((instance, memory, alloc)) => {
-                        let initial_pages = memory.size(&store);
-                        WarmInstance { store, instance, memory, alloc, initial_pages, events: 0 }
-                    }
-                    Err(e) => return Err(self.failed(classify(&e, store.data()), module, event, client)),
-                }
-            }
+            None => match instantiate(self.new_store(client, module), module).await {
+                Ok(inst) => inst,
+                Err(err) => return Err(self.failed(err, module, event, client)),
+            },
         };
         inst.store.set_epoch_deadline(1);
         if let Some(fuel) = module.spec().limits.fuel {
@@ -487,14 +480,11 @@ impl Runtime {
     /// Runs the module's `switchyard_reset` and parks the instance for a later event, unless
     /// the reset fails, the instance has grown its memory by more than [`REUSE_MAX_GROWTH`]
     /// pages, has served [`REUSE_MAX_EVENTS`] events, or [`REUSE_MAX_IDLE`] are parked already.
-    async fn keep_warm(&self, module: &LoadedModule, mut inst: WarmInstance) {
-        inst.store.data_mut().slow_permit = None;
+    async fn keep_warm(&self, module: &LoadedModule, mut inst: HandlerInstance) {
         inst.events += 1;
-        let Some(reset) = &module.reset else { return };
-        let Some(reset) = inst.instance.get_module_export(&mut inst.store, reset).and_then(|e| e.into_func()) else {
-            return;
-        };
-        if let Err(e) = reset.call_async(&mut inst.store, &[], &mut []).await {
+        // The loader refuses a reuse module without the export.
+        let Some(reset) = &inst.reset else { return };
+        if let Err(e) = reset.call_async(&mut inst.store, ()).await {
             tracing::warn!(module = %module.name(), "switchyard_reset failed, instance retired: {e:#}");
             return;
         }
@@ -554,37 +544,38 @@ fn classify(e: &wasmtime::Error, state: &HostState) -> CallError {
     }
 }
 
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        // Parked instances hold pool slots of this engine; give them back with the runtime.
-        for m in self.table.load().modules.values() {
-            if let Ok(mut idle) = m.warm.lock() {
-                idle.clear();
-            }
-        }
-    }
-}
-
 /// Instantiates a module version in `store` and resolves what every call needs.
-async fn instantiate(
-    store: &mut Store<HostState>,
-    m: &LoadedModule,
-) -> wasmtime::Result<(Instance, Memory, TypedFunc<i32, i32>)> {
-    let instance = m.pre.instantiate_async(&mut *store).await?;
-    let memory = host::memory_of(instance.get_module_export(&mut *store, &m.memory))
-        .ok_or_else(|| wasmtime::format_err!("no memory export"))?;
-    store.data_mut().memory = Some(memory);
-    let alloc = instance
-        .get_module_export(&mut *store, &m.alloc)
-        .and_then(|e| e.into_func())
-        .ok_or_else(|| wasmtime::format_err!("no alloc export"))?
-        .typed::<i32, i32>(&*store)?;
-    Ok((instance, memory, alloc))
+async fn instantiate(mut store: Store<HostState>, m: &LoadedModule) -> Result<HandlerInstance, CallError> {
+    let resolved = async {
+        let instance = m.pre.instantiate_async(&mut store).await?;
+        let memory = host::memory_of(instance.get_module_export(&mut store, &m.memory))
+            .ok_or_else(|| wasmtime::format_err!("no memory export"))?;
+        store.data_mut().memory = Some(memory);
+        let alloc = instance
+            .get_module_export(&mut store, &m.alloc)
+            .and_then(|e| e.into_func())
+            .ok_or_else(|| wasmtime::format_err!("no alloc export"))?
+            .typed::<i32, i32>(&store)?;
+        let reset = match &m.reset {
+            Some(r) => instance.get_module_export(&mut store, r).and_then(|e| e.into_func()).map(|f| f.typed(&store)),
+            None => None,
+        }
+        .transpose()?;
+        wasmtime::Result::Ok((instance, memory, alloc, reset))
+    }
+    .await;
+    match resolved {
+        Ok((instance, memory, alloc, reset)) => {
+            let initial_pages = memory.size(&store);
+            Ok(HandlerInstance { store, instance, memory, alloc, reset, initial_pages, events: 0 })
+        }
+        Err(e) => Err(classify(&e, store.data())),
+    }
 }
 
 /// Writes the request into the instance with one copy and calls the route's export.
 async fn invoke(
-    inst: &mut WarmInstance,
+    inst: &mut HandlerInstance,
     route: &Route,
     event: &str,
     data: &str,

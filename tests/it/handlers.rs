@@ -110,10 +110,24 @@ async fn hot_swap_under_load_answers_every_request_exactly_once_and_switches_to_
     hot_swap_under_load(TestServer::start().await).await;
 }
 
+/// ECHO_MANIFEST with `instance = "reuse"` and `extra` lines in the echo module's entry.
+fn reuse_echo_manifest(extra: &str) -> String {
+    let prefixes = "prefixes = [\"echo\", \"fail\"]";
+    ECHO_MANIFEST.replace(prefixes, &format!("{prefixes}\ninstance = \"reuse\"{extra}"))
+}
+
+/// Starts a server on `manifest` with `echo_wat` as echo.wat; returns its refusal.
+async fn refusal(manifest: &str, echo_wat: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("echo.wat"), echo_wat).unwrap();
+    std::fs::write(dir.path().join("switchyard.toml"), manifest).unwrap();
+    let config = test_config(dir.path());
+    TestServer::try_in_dir(dir, config).await.err().expect("refused").to_string()
+}
+
 #[tokio::test]
 async fn hot_swap_of_a_reused_module_switches_every_later_event_to_v2() {
-    let manifest = ECHO_MANIFEST
-        .replace("prefixes = [\"echo\", \"fail\"]", "prefixes = [\"echo\", \"fail\"]\ninstance = \"reuse\"");
+    let manifest = reuse_echo_manifest("");
     hot_swap_under_load(TestServer::with(&manifest, &[("echo.wat", &wat("echo.wat"))], |_| {}).await).await;
 }
 
@@ -213,15 +227,9 @@ async fn a_broken_module_leaves_the_good_one_serving_and_shows_in_admin_modules(
 
 #[tokio::test]
 async fn a_manifest_routing_to_a_missing_export_is_refused_naming_file_route_and_fix() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("echo.wat"), wat("echo.wat")).unwrap();
-    std::fs::write(
-        dir.path().join("switchyard.toml"),
-        "[modules.echo]\npath = \"echo.wat\"\n[[routes]]\nevent = \"echo/x\"\nmodule = \"echo\"\nexport = \"nope\"\n",
-    )
-    .unwrap();
-    let config = test_config(dir.path());
-    let err = TestServer::try_in_dir(dir, config).await.err().expect("refused").to_string();
+    let manifest =
+        "[modules.echo]\npath = \"echo.wat\"\n[[routes]]\nevent = \"echo/x\"\nmodule = \"echo\"\nexport = \"nope\"\n";
+    let err = refusal(manifest, &wat("echo.wat")).await;
     assert!(err.contains("echo.wat") && err.contains("\"nope\"") && err.contains("export it"), "{err}");
 }
 
@@ -285,14 +293,8 @@ async fn with_instance_reuse_a_trapped_instance_is_never_reused() {
 
 #[tokio::test]
 async fn instance_reuse_without_a_reset_export_is_refused_naming_the_fix() {
-    let dir = tempfile::tempdir().unwrap();
     let no_reset = wat("echo.wat").replace("(func (export \"switchyard_reset\")", "(func");
-    std::fs::write(dir.path().join("echo.wat"), no_reset).unwrap();
-    let manifest = ECHO_MANIFEST
-        .replace("prefixes = [\"echo\", \"fail\"]", "prefixes = [\"echo\", \"fail\"]\ninstance = \"reuse\"");
-    std::fs::write(dir.path().join("switchyard.toml"), manifest).unwrap();
-    let config = test_config(dir.path());
-    let err = TestServer::try_in_dir(dir, config).await.err().expect("refused").to_string();
+    let err = refusal(&reuse_echo_manifest(""), &no_reset).await;
     assert!(
         err.contains("echo.wat") && err.contains("switchyard_reset") && err.contains("instance = \"fresh\""),
         "{err}"
@@ -301,14 +303,6 @@ async fn instance_reuse_without_a_reset_export_is_refused_naming_the_fix() {
 
 #[tokio::test]
 async fn instance_reuse_with_wasi_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("echo.wat"), wat("echo.wat")).unwrap();
-    let manifest = ECHO_MANIFEST.replace(
-        "prefixes = [\"echo\", \"fail\"]",
-        "prefixes = [\"echo\", \"fail\"]\ninstance = \"reuse\"\ncapabilities = [\"wasi\"]",
-    );
-    std::fs::write(dir.path().join("switchyard.toml"), manifest).unwrap();
-    let config = test_config(dir.path());
-    let err = TestServer::try_in_dir(dir, config).await.err().expect("refused").to_string();
+    let err = refusal(&reuse_echo_manifest("\ncapabilities = [\"wasi\"]"), &wat("echo.wat")).await;
     assert!(err.contains("modules.echo") && err.contains("wasi"), "{err}");
 }
