@@ -66,6 +66,19 @@ async fn a_wat_handler_written_from_the_abi_doc_echoes() {
 }
 
 #[tokio::test]
+async fn events_from_one_connection_are_answered_in_the_order_sent() {
+    let s = TestServer::start().await;
+    let mut c = s.connect("alice").await;
+    // Pipelined: all sent before any reply is read.
+    for n in 0..200 {
+        c.send("echo", json!({"n": n})).await;
+    }
+    for n in 0..200 {
+        assert_eq!(c.recv().await["data"], json!({"n": n}));
+    }
+}
+
+#[tokio::test]
 async fn a_non_zero_status_is_an_error_frame_and_the_connection_stays() {
     let s = TestServer::start().await;
     let mut c = s.connect("alice").await;
