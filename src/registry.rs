@@ -8,13 +8,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
+use futures_util::task::AtomicWaker;
 use serde::Serialize;
-use tokio::sync::Notify;
 
 use crate::auth::Identity;
 use crate::metrics::Metrics;
@@ -41,12 +42,16 @@ pub struct ClientHandle {
     /// Frames waiting for the connection task. A plain deque allocates nothing while the
     /// client is idle (a channel would hold a block per connection).
     queue: Mutex<VecDeque<Utf8Bytes>>,
-    queue_signal: Notify,
+    /// The connection task, woken when frames arrive in an empty queue or a close is asked.
+    /// Only that one task waits, so a single waker slot does (no lock, unlike `Notify`).
+    task: AtomicWaker,
+    /// Set while the connection task runs a frame's handler: it writes what was queued right
+    /// after, so sends from the handler (the reply, usually) need not wake it.
+    handling: AtomicBool,
     queued_bytes: AtomicUsize,
     queue_limit: usize,
     /// Non-zero once the client must be closed with this code.
     close_code: AtomicU16,
-    close_signal: Notify,
     metrics: Arc<Metrics>,
 }
 
@@ -73,8 +78,10 @@ impl ClientHandle {
             q.push_back(frame);
             q.len() == 1
         };
-        if was_empty {
-            self.queue_signal.notify_one();
+        // SeqCst pairs with `end_handling`: either it sees this frame in the queue, or this
+        // load sees `handling` cleared and wakes the task.
+        if was_empty && !self.handling.load(SeqCst) {
+            self.task.wake();
         }
         Metrics::inc(&self.metrics.frames_out_total);
         true
@@ -94,13 +101,23 @@ impl ClientHandle {
     /// Waits until frames are queued, then moves them into `out`. Cancel-safe: nothing is
     /// taken until it returns.
     pub async fn next_batch(&self, out: &mut VecDeque<Utf8Bytes>) {
-        loop {
-            let notified = self.queue_signal.notified();
-            if self.take_queued(out) > 0 {
-                return;
-            }
-            notified.await;
-        }
+        std::future::poll_fn(|cx| {
+            // Register before looking, so a frame queued in between still wakes us.
+            self.task.register(cx.waker());
+            if self.take_queued(out) > 0 { Poll::Ready(()) } else { Poll::Pending }
+        })
+        .await
+    }
+
+    /// The connection task is about to run a frame's handler (see `handling`).
+    pub fn begin_handling(&self) {
+        self.handling.store(true, SeqCst);
+    }
+
+    /// The handler returned: takes what it (or anyone meanwhile) queued into `out`.
+    pub fn end_handling(&self, out: &mut VecDeque<Utf8Bytes>) -> usize {
+        self.handling.store(false, SeqCst);
+        self.take_queued(out)
     }
 
     /// Called by the connection task once frames left the queue.
@@ -111,19 +128,20 @@ impl ClientHandle {
     /// Asks the connection task to close with `code` (first request wins).
     pub fn close(&self, code: u16) {
         if self.close_code.compare_exchange(0, code, Relaxed, Relaxed).is_ok() {
-            self.close_signal.notify_one();
+            self.task.wake();
         }
     }
 
     /// Resolves once [`close`](Self::close) was called; returns the code.
     pub async fn closed(&self) -> u16 {
-        loop {
-            let code = self.close_code.load(Relaxed);
-            if code != 0 {
-                return code;
+        std::future::poll_fn(|cx| {
+            self.task.register(cx.waker());
+            match self.close_code.load(Relaxed) {
+                0 => Poll::Pending,
+                code => Poll::Ready(code),
             }
-            self.close_signal.notified().await;
-        }
+        })
+        .await
     }
 
     pub fn touch(&self) {
@@ -201,11 +219,11 @@ impl Registry {
             last_seen_ms: AtomicU64::new(unix_ms()),
             tags: Mutex::new(Vec::new()),
             queue: Mutex::new(VecDeque::new()),
-            queue_signal: Notify::new(),
+            task: AtomicWaker::new(),
+            handling: AtomicBool::new(false),
             queued_bytes: AtomicUsize::new(0),
             queue_limit,
             close_code: AtomicU16::new(0),
-            close_signal: Notify::new(),
             metrics: self.metrics.clone(),
         });
         self.clients.insert(id, client.clone());

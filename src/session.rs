@@ -7,6 +7,7 @@
 //! every send goes through the client's bounded queue.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,10 +80,14 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
     // Frames taken from the client's queue, written in one flush.
     let mut batch = VecDeque::new();
 
+    // One long-lived future: polling it only re-registers the task's waker.
+    let closed = client.closed();
+    tokio::pin!(closed);
+
     let end = loop {
         tokio::select! {
             biased;
-            code = client.closed() => break End::Close(code, close_reason(code)),
+            code = &mut closed => break End::Close(code, close_reason(code)),
             msg = socket.recv() => {
                 let msg = match msg {
                     Some(Ok(m)) => m,
@@ -105,7 +110,15 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
                             client.send(protocol::error_frame("error", ErrorKind::RateLimited, &msg));
                             break End::Close(close::POLICY, "rate limit exceeded");
                         }
+                        client.begin_handling();
                         handle_text(&state, &client, &text).await;
+                        // Write what the frame produced (the reply, usually) in this same
+                        // wakeup, rather than on the next turn of the loop.
+                        if client.end_handling(&mut batch) > 0
+                            && let Err(end) = write_batch(&mut socket, &client, &mut batch, write_timeout, closed.as_mut(), metrics).await
+                        {
+                            break end;
+                        }
                     }
                     Message::Binary(_) => {
                         Metrics::inc(&metrics.protocol_errors_total);
@@ -120,17 +133,8 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
                 }
             }
             () = client.next_batch(&mut batch) => {
-                let write = write_batch(&mut socket, &client, &mut batch);
-                tokio::select! {
-                    r = tokio::time::timeout(write_timeout, write) => match r {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => break End::Peer(format!("write error: {e}")),
-                        Err(_) => {
-                            Metrics::inc(&metrics.slow_consumers_total);
-                            break End::Close(close::POLICY, "write timeout");
-                        }
-                    },
-                    code = client.closed() => break End::Close(code, close_reason(code)),
+                if let Err(end) = write_batch(&mut socket, &client, &mut batch, write_timeout, closed.as_mut(), metrics).await {
+                    break end;
                 }
             }
             _ = heartbeat.tick() => {
@@ -191,20 +195,37 @@ fn is_too_big(e: &axum::Error) -> bool {
     false
 }
 
-/// Writes the batch (everything that was queued), then flushes once.
+/// Writes the batch (everything that was queued) and flushes once, within the write deadline.
+/// A reader too slow to take it in time, a write error or a close request ends the connection.
 async fn write_batch(
     socket: &mut WebSocket,
     client: &ClientHandle,
     batch: &mut VecDeque<Utf8Bytes>,
-) -> Result<(), axum::Error> {
-    let mut bytes = 0;
-    while let Some(f) = batch.pop_front() {
-        bytes += f.len();
-        socket.feed(Message::Text(f)).await?;
+    write_timeout: Duration,
+    closed: Pin<&mut impl Future<Output = u16>>,
+    metrics: &Metrics,
+) -> Result<(), End> {
+    let write = async {
+        let mut bytes = 0;
+        while let Some(f) = batch.pop_front() {
+            bytes += f.len();
+            socket.feed(Message::Text(f)).await?;
+        }
+        socket.flush().await?;
+        client.dequeued(bytes);
+        Ok::<_, axum::Error>(())
+    };
+    tokio::select! {
+        r = tokio::time::timeout(write_timeout, write) => match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(End::Peer(format!("write error: {e}"))),
+            Err(_) => {
+                Metrics::inc(&metrics.slow_consumers_total);
+                Err(End::Close(close::POLICY, "write timeout"))
+            }
+        },
+        code = closed => Err(End::Close(code, close_reason(code))),
     }
-    socket.flush().await?;
-    client.dequeued(bytes);
-    Ok(())
 }
 
 #[derive(Deserialize)]

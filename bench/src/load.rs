@@ -211,6 +211,10 @@ pub async fn echo_worker(mut ws: Ws, id: usize, ld: Arc<Load>) {
             sent += 1;
         }
         let mut dirty = true; // frames fed but not flushed
+        // One timer for the whole loop, re-armed only when it fires (a timer per wait would
+        // cost the generator a timer-wheel insert and removal per message).
+        let mut draining = false;
+        let mut timer = Box::pin(tokio::time::sleep_until(ld.end().min(Instant::now() + ld.req_timeout).into()));
 
         loop {
             let now = Instant::now();
@@ -218,6 +222,12 @@ pub async fn echo_worker(mut ws: Ws, id: usize, ld: Arc<Load>) {
             let ended = now >= end;
             if ended && out.is_empty() {
                 break;
+            }
+            if ended && !draining {
+                // The end may have moved (swap ends early): wait for stragglers only the drain.
+                draining = true;
+                let oldest = out.front().map_or(end + ld.drain, |x| x.1 + ld.req_timeout);
+                timer.as_mut().reset(oldest.min(end + ld.drain).into());
             }
             // Before waiting: flush, unless a frame is already buffered (batches writes).
             let next = match ws.next().now_or_never() {
@@ -231,9 +241,11 @@ pub async fn echo_worker(mut ws: Ws, id: usize, ld: Arc<Load>) {
                         }
                         dirty = false;
                     }
-                    let oldest = out.front().map(|x| x.1 + ld.req_timeout).unwrap_or(end + ld.drain);
-                    let deadline = oldest.min(if ended { end + ld.drain } else { end });
-                    tokio::time::timeout_at(deadline.into(), ws.next()).await
+                    tokio::select! {
+                        biased;
+                        m = ws.next() => Ok(m),
+                        () = &mut timer => Err(()),
+                    }
                 }
             };
             let msg = match next {
@@ -245,6 +257,10 @@ pub async fn echo_worker(mut ws: Ws, id: usize, ld: Arc<Load>) {
                         out.pop_front();
                         expired += 1;
                     }
+                    let end = ld.end();
+                    let oldest = out.front().map_or(end + ld.drain, |x| x.1 + ld.req_timeout);
+                    let next = oldest.min(if now >= end { end + ld.drain } else { end }).max(now);
+                    timer.as_mut().reset(next.into());
                     ld.missing.add(expired);
                     ld.errors.add(ErrKind::Timeout, expired, || format!("no reply within {:?}", ld.req_timeout));
                     if now >= end + ld.drain {

@@ -105,7 +105,7 @@ impl Env {
     fn ws_config() -> WebSocketConfig {
         // Small eager read buffer: 10k client sockets at the 128 KiB default would cost the bench
         // 1.3 GB of address space for nothing.
-        WebSocketConfig::default().read_buffer_size(8 * 1024)
+        WebSocketConfig::default().read_buffer_size(2 * 1024)
     }
 
     /// TCP connect from `src`, WebSocket upgrade and, for Switchyard, the welcome frame.
