@@ -138,13 +138,14 @@ start() {
       pids+=("$PID")
       wait_ready "$PID" curl -fsS "http://127.0.0.1:$PORT/healthz" || { tail -n 30 "$LOG" >&2; die "switchyard did not become healthy on :$PORT (manifest $manifest)"; }
       ;;
-    reuse)
-      # Switchyard with the echo module in instance = "reuse" mode (warm instances).
+    fresh)
+      # Switchyard with the echo module in instance = "fresh" mode (a fresh instance per event,
+      # the default for modules that do not opt into reuse; the shipped manifest reuses).
       SWITCHYARD_WS__RATE_PER_SEC=0 SWITCHYARD_WS__MAX_CONNECTIONS=200000 RUST_LOG=warn \
-        "$SY" serve --listen "127.0.0.1:$PORT" --manifest bench/manifests/echo-reuse.toml >"$LOG" 2>&1 &
+        "$SY" serve --listen "127.0.0.1:$PORT" --manifest bench/manifests/echo-fresh.toml >"$LOG" 2>&1 &
       PID=$!
       pids+=("$PID")
-      wait_ready "$PID" curl -fsS "http://127.0.0.1:$PORT/healthz" || { tail -n 30 "$LOG" >&2; die "switchyard (reuse) did not become healthy on :$PORT"; }
+      wait_ready "$PID" curl -fsS "http://127.0.0.1:$PORT/healthz" || { tail -n 30 "$LOG" >&2; die "switchyard (fresh) did not become healthy on :$PORT"; }
       ;;
     axum)
       PORT=$PORT "$AXUM" >"$LOG" 2>&1 &
@@ -190,7 +191,7 @@ exec > >(tee "${out%.jsonl}.log") 2>&1
 run() {
   local label=$1 server=$2; shift 2
   local target_args=(--url "ws://127.0.0.1:$PORT/ws")
-  case $server in switchyard|reuse) ;; *) target_args+=(--target "$server") ;; esac
+  case $server in switchyard|fresh) ;; *) target_args+=(--target "$server") ;; esac
   local load busy
   load=$(cut -d' ' -f1 /proc/loadavg)
   busy=$(ps -eo comm= | grep -cE '^(rustc|cargo|cc1|cc1plus|ld|lld|clang|zig|switchyard-benc)$' || true)
@@ -222,7 +223,7 @@ run() {
 }
 
 # each LABEL MANIFEST BENCH-ARGS...: a fresh server per target, switchyard then axum then node
-# (SERVERS overrides the list; the echo scenarios add "reuse": switchyard, instance = "reuse").
+# (SERVERS overrides the list; the echo scenarios add "fresh": switchyard, instance = "fresh").
 each() {
   local label=$1 manifest=$2; shift 2
   local s
@@ -240,8 +241,8 @@ t_start=$(date +%s)
 # Scenarios
 
 if want echo; then
-  SERVERS="switchyard reuse axum node" each echo_10x8 handlers/switchyard.toml echo -c 10 -k 8 -d "$DUR" --warmup "$WARMUP"
-  SERVERS="switchyard reuse axum node" each echo_1000x1 handlers/switchyard.toml echo -c 1000 -k 1 -d "$DUR" --warmup "$WARMUP"
+  SERVERS="switchyard fresh axum node" each echo_10x8 handlers/switchyard.toml echo -c 10 -k 8 -d "$DUR" --warmup "$WARMUP"
+  SERVERS="switchyard fresh axum node" each echo_1000x1 handlers/switchyard.toml echo -c 1000 -k 1 -d "$DUR" --warmup "$WARMUP"
 fi
 
 if want lang; then
@@ -347,31 +348,31 @@ def tri(name, label, path, unit=""):
     v = {s: (path(label, s) if callable(path) else get(label, s, *path)) for s in ("switchyard", "axum", "node")}
     if all(x is None for x in v.values()):
         return v
-    sy = "reuse" if "reuse" in name else "switchyard"
+    sy = "fresh" if "fresh" in name else "switchyard"
     e = "/".join(fmt(errs(label, s)) for s in (sy, "axum", "node"))
     print(f"| {name} | {fmt(v['switchyard'], unit)} | {fmt(v['axum'], unit)} | {fmt(v['node'], unit)} "
           f"| {rx(ratio(v['switchyard'], v['axum']))} | {rx(ratio(v['switchyard'], v['node']))} | {e} |")
     return v
 
-def reuse_view(path):
-    """The same measure taken from the instance = "reuse" server, shown in the switchyard column."""
+def fresh_view(path):
+    """The same measure taken from the instance = "fresh" server, shown in the switchyard column."""
     def f(label, server):
-        s = "reuse" if server == "switchyard" else server
+        s = "fresh" if server == "switchyard" else server
         return path(label, s) if callable(path) else get(label, s, *path)
     return f
 
 e1 = tri("echo 10x8 msgs/s", "echo_10x8", ["throughput_msgs_s"])
-e1r = tri("echo 10x8 msgs/s, instance = reuse", "echo_10x8", reuse_view(["throughput_msgs_s"]))
+e1r = tri("echo 10x8 msgs/s, instance = fresh", "echo_10x8", fresh_view(["throughput_msgs_s"]))
 tri("echo 10x8 p99 µs", "echo_10x8", ["latency", "p99_us"])
-tri("echo 10x8 p99 µs, instance = reuse", "echo_10x8", reuse_view(["latency", "p99_us"]))
+tri("echo 10x8 p99 µs, instance = fresh", "echo_10x8", fresh_view(["latency", "p99_us"]))
 tri("echo 10x8 server CPU µs/msg", "echo_10x8", cpu_per_msg)
-tri("echo 10x8 server CPU µs/msg, instance = reuse", "echo_10x8", reuse_view(cpu_per_msg))
+tri("echo 10x8 server CPU µs/msg, instance = fresh", "echo_10x8", fresh_view(cpu_per_msg))
 e2 = tri("echo 1000x1 msgs/s", "echo_1000x1", ["throughput_msgs_s"])
-e2r = tri("echo 1000x1 msgs/s, instance = reuse", "echo_1000x1", reuse_view(["throughput_msgs_s"]))
+e2r = tri("echo 1000x1 msgs/s, instance = fresh", "echo_1000x1", fresh_view(["throughput_msgs_s"]))
 tri("echo 1000x1 p99 µs", "echo_1000x1", ["latency", "p99_us"])
-tri("echo 1000x1 p99 µs, instance = reuse", "echo_1000x1", reuse_view(["latency", "p99_us"]))
+tri("echo 1000x1 p99 µs, instance = fresh", "echo_1000x1", fresh_view(["latency", "p99_us"]))
 tri("echo 1000x1 server CPU µs/msg", "echo_1000x1", cpu_per_msg)
-tri("echo 1000x1 server CPU µs/msg, instance = reuse", "echo_1000x1", reuse_view(cpu_per_msg))
+tri("echo 1000x1 server CPU µs/msg, instance = fresh", "echo_1000x1", fresh_view(cpu_per_msg))
 fo = tri("fanout 5000 deliveries/s", "fanout_5000", ["deliveries_per_s"])
 tri("fanout 5000 delivery p99 µs", "fanout_5000", ["latency", "p99_us"])
 idle_label = next((l for (l, _) in res if l.startswith("idle_")), "idle_10000")
@@ -426,7 +427,7 @@ def verdict(name, ok, measured):
     else:
         verdicts.append((name, "MET" if ok else "MISSED", measured))
 
-for nm, e in (("10x8", e1), ("10x8, instance = reuse", e1r), ("1000x1", e2), ("1000x1, instance = reuse", e2r)):
+for nm, e in (("10x8", e1), ("10x8, instance = fresh", e1r), ("1000x1", e2), ("1000x1, instance = fresh", e2r)):
     if e and e.get("switchyard") is not None:
         ra, rn = ratio(e["switchyard"], e.get("axum")), ratio(e["switchyard"], e.get("node"))
         verdict(f"echo {nm} >= 0.85x axum", None if ra is None else ra >= 0.85, rx(ra))

@@ -45,7 +45,7 @@ pub struct ClientHandle {
     /// The connection task, woken when frames arrive in an empty queue or a close is asked.
     /// Only that one task waits, so a single waker slot does (no lock, unlike `Notify`).
     task: AtomicWaker,
-    /// Set while the connection task runs a frame's handler: it writes what was queued right
+    /// Set while the connection task runs a frame's handler: it looks at the queue right
     /// after, so sends from the handler (the reply, usually) need not wake it.
     handling: AtomicBool,
     queued_bytes: AtomicUsize,
@@ -78,8 +78,8 @@ impl ClientHandle {
             q.push_back(frame);
             q.len() == 1
         };
-        // SeqCst pairs with `end_handling`: either it sees this frame in the queue, or this
-        // load sees `handling` cleared and wakes the task.
+        // SeqCst pairs with `end_handling`: either the task's next look at the queue comes
+        // after this push, or this load sees `handling` cleared and wakes the task.
         if was_empty && !self.handling.load(SeqCst) {
             self.task.wake();
         }
@@ -114,10 +114,11 @@ impl ClientHandle {
         self.handling.store(true, SeqCst);
     }
 
-    /// The handler returned: takes what it (or anyone meanwhile) queued into `out`.
-    pub fn end_handling(&self, out: &mut VecDeque<Utf8Bytes>) -> usize {
+    /// The handler returned. The task must look at the queue before it sleeps (its loop polls
+    /// [`next_batch`](Self::next_batch) once no further frame is waiting to be read), so
+    /// replies to frames read together leave in one write.
+    pub fn end_handling(&self) {
         self.handling.store(false, SeqCst);
-        self.take_queued(out)
     }
 
     /// Called by the connection task once frames left the queue.

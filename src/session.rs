@@ -110,15 +110,12 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
                             client.send(protocol::error_frame("error", ErrorKind::RateLimited, &msg));
                             break End::Close(close::POLICY, "rate limit exceeded");
                         }
+                        // Replies queue up without waking this task: the next turn of the loop
+                        // reads any frame already received first, then writes every reply in
+                        // one flush (one syscall for a pipelined burst).
                         client.begin_handling();
                         handle_text(&state, &client, &text).await;
-                        // Write what the frame produced (the reply, usually) in this same
-                        // wakeup, rather than on the next turn of the loop.
-                        if client.end_handling(&mut batch) > 0
-                            && let Err(end) = write_batch(&mut socket, &client, &mut batch, write_timeout, closed.as_mut(), metrics).await
-                        {
-                            break end;
-                        }
+                        client.end_handling();
                     }
                     Message::Binary(_) => {
                         Metrics::inc(&metrics.protocol_errors_total);

@@ -57,6 +57,23 @@ async fn default_chat_joins_sends_to_the_room_and_lists_who_is_online() {
 }
 
 #[tokio::test]
+async fn the_shipped_handlers_run_in_reused_instances_and_serve_many_users() {
+    let s = default_server().await;
+    let (_, st) = s.get("/admin/modules").await;
+    for m in st["modules"].as_array().unwrap() {
+        assert_eq!(m["instance"], "reuse", "{st}");
+    }
+    // Warm instances go from user to user: each still gets only its own reply.
+    let (mut a, mut b) = (s.connect("alice").await, s.connect("bob").await);
+    for i in 0..50 {
+        let r = a.request("echo", json!({"from": "alice", "i": i})).await;
+        assert_eq!(r["data"], json!({"from": "alice", "i": i}));
+        let r = b.request("chat/online", json!({"room": format!("r{i}")})).await;
+        assert_eq!(r["data"], json!({"room": format!("r{i}"), "users": []}));
+    }
+}
+
+#[tokio::test]
 async fn a_wat_handler_written_from_the_abi_doc_echoes() {
     let s = TestServer::start().await;
     let mut c = s.connect("alice").await;
