@@ -6,10 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message;
-
-use crate::net::{Ws, close_ws};
+use crate::net::Ws;
+use crate::rawws::{Incoming, RawWs};
 use crate::stats::{Counter, ErrKind, Errors, Frame, Hists, LocalHist, find_num};
 
 /// With alternating hostile phases: the start of each window not counted (see `Load::alternate`).
@@ -185,32 +183,33 @@ impl SwapWatch {
     }
 }
 
-fn request(event: &str, seq: u64) -> Message {
-    Message::text(format!("{{\"event\":\"{event}\",\"data\":{{\"n\":{seq}}}}}"))
+/// Formats request `seq` into `buf` (reused: no allocation per request).
+fn request<'a>(buf: &'a mut String, event: &str, seq: u64) -> &'a str {
+    use std::fmt::Write;
+    buf.clear();
+    let _ = write!(buf, "{{\"event\":\"{event}\",\"data\":{{\"n\":{seq}}}}}");
+    buf
 }
 
 /// Runs one connection's closed loop until the end of the window plus drain, then closes it.
-pub async fn echo_worker(mut ws: Ws, id: usize, ld: Arc<Load>) {
+pub async fn echo_worker(ws: Ws, id: usize, ld: Arc<Load>) {
+    let mut ws = RawWs::from_ws(ws, (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut hist = [LocalHist::new(&ld.hists[0], id), LocalHist::new(&ld.hists[1], id)];
     let mut ok = [0u64; 2];
     let (mut sent, mut replies, mut others) = (0u64, 0u64, 0u64);
     let mut out: VecDeque<(u64, Instant)> = VecDeque::with_capacity(ld.inflight);
     let mut seq = 0u64;
     let mut alive = true;
+    let mut req = String::with_capacity(64);
 
-    'run: {
+    {
         // Fill the window.
         for _ in 0..ld.inflight {
-            if let Err(e) = ws.feed(request(&ld.event, seq)).await {
-                ld.errors.one(ErrKind::Closed, || format!("send: {e}"));
-                alive = false;
-                break 'run;
-            }
+            ws.feed_text(request(&mut req, &ld.event, seq));
             out.push_back((seq, Instant::now()));
             seq += 1;
             sent += 1;
         }
-        let mut dirty = true; // frames fed but not flushed
         // One timer for the whole loop, re-armed only when it fires (a timer per wait would
         // cost the generator a timer-wheel insert and removal per message).
         let mut draining = false;
@@ -229,17 +228,16 @@ pub async fn echo_worker(mut ws: Ws, id: usize, ld: Arc<Load>) {
                 let oldest = out.front().map_or(end + ld.drain, |x| x.1 + ld.req_timeout);
                 timer.as_mut().reset(oldest.min(end + ld.drain).into());
             }
-            // Before waiting: flush, unless a frame is already buffered (batches writes).
-            let next = match ws.next().now_or_never() {
-                Some(m) => Ok(m),
-                None => {
-                    if dirty {
-                        if let Err(e) = ws.flush().await {
-                            ld.errors.one(ErrKind::Closed, || format!("flush: {e}"));
-                            alive = false;
-                            break;
-                        }
-                        dirty = false;
+            // A reply already buffered is taken without a syscall; only when none is, the
+            // requests queued so far go out in one write and we wait (batches writes).
+            let next = match ws.try_next() {
+                Ok(Some(m)) => Ok(Ok(Some(m))),
+                Err(e) => Ok(Err(e)),
+                Ok(None) => {
+                    if let Err(e) = ws.flush().await {
+                        ld.errors.one(ErrKind::Closed, || format!("send: {e}"));
+                        alive = false;
+                        break;
                     }
                     tokio::select! {
                         biased;
@@ -249,7 +247,7 @@ pub async fn echo_worker(mut ws: Ws, id: usize, ld: Arc<Load>) {
                 }
             };
             let msg = match next {
-                Err(_) => {
+                Err(()) => {
                     // A deadline: expire requests past their timeout, stop after the drain.
                     let now = Instant::now();
                     let mut expired = 0;
@@ -272,35 +270,33 @@ pub async fn echo_worker(mut ws: Ws, id: usize, ld: Arc<Load>) {
                     }
                     if now < end {
                         while out.len() < ld.inflight {
-                            ws.feed(request(&ld.event, seq)).await.ok();
+                            ws.feed_text(request(&mut req, &ld.event, seq));
                             out.push_back((seq, Instant::now()));
                             seq += 1;
                             sent += 1;
-                            dirty = true;
                         }
                     }
                     continue;
                 }
-                Ok(None) => {
+                Ok(Ok(None)) => {
                     ld.errors.one(ErrKind::Closed, || "connection closed by the server".into());
                     alive = false;
                     break;
                 }
-                Ok(Some(Err(e))) => {
+                Ok(Err(e)) => {
                     ld.errors.one(ErrKind::Closed, || format!("read: {e}"));
                     alive = false;
                     break;
                 }
-                Ok(Some(Ok(m))) => m,
+                Ok(Ok(Some(m))) => m,
             };
             let t = match msg {
-                Message::Text(t) => t,
-                Message::Close(c) => {
+                Incoming::Text(t) => t,
+                Incoming::Close(c) => {
                     ld.errors.one(ErrKind::Closed, || format!("close frame from the server: {c:?}"));
                     alive = false;
                     break;
                 }
-                _ => continue, // ping/pong (answered by tungstenite), binary
             };
             let now = Instant::now();
             let Some(f) = Frame::parse(&t) else {
@@ -341,15 +337,10 @@ pub async fn echo_worker(mut ws: Ws, id: usize, ld: Arc<Load>) {
                 }
             }
             if now < end {
-                if let Err(e) = ws.feed(request(&ld.event, seq)).await {
-                    ld.errors.one(ErrKind::Closed, || format!("send: {e}"));
-                    alive = false;
-                    break;
-                }
+                ws.feed_text(request(&mut req, &ld.event, seq));
                 out.push_back((seq, now));
                 seq += 1;
                 sent += 1;
-                dirty = true;
             }
         }
     }
@@ -363,6 +354,6 @@ pub async fn echo_worker(mut ws: Ws, id: usize, ld: Arc<Load>) {
     ld.others.add(others);
     drop(hist);
     if alive {
-        close_ws(ws, Duration::from_secs(2)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close()).await;
     }
 }

@@ -6,6 +6,7 @@
 
 mod load;
 mod net;
+mod rawws;
 mod scenarios;
 mod stats;
 
