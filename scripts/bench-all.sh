@@ -6,7 +6,7 @@
 #
 #   scripts/bench-all.sh                      # everything
 #   SKIP_BUILD=1 scripts/bench-all.sh         # reuse the binaries already built
-#   ONLY="echo hostile" scripts/bench-all.sh  # some groups: echo lang fanout idle churn swap hostile
+#   ONLY="echo hostile" scripts/bench-all.sh  # some groups: echo pinned lang fanout idle churn swap hostile
 #   DUR=5 scripts/bench-all.sh                # shorter measured windows (default 10 s)
 #
 # Every server is a fresh process per scenario (memory numbers need a fresh process) on a free
@@ -37,7 +37,7 @@ HOSTILE_ATTACKERS=${HOSTILE_ATTACKERS:-4}
 HOSTILE_DUR=${HOSTILE_DUR:-20}
 PEER_TARGET_DIR=${PEER_TARGET_DIR:-$root/bench/target}
 SKIP_BUILD=${SKIP_BUILD:-0}
-ONLY=${ONLY:-echo lang fanout idle churn swap hostile}
+ONLY=${ONLY:-echo pinned lang fanout idle churn swap hostile}
 
 SY=$root/target/release/switchyard
 B=$root/target/release/switchyard-bench
@@ -133,7 +133,7 @@ start() {
   case $server in
     switchyard)
       SWITCHYARD_WS__RATE_PER_SEC=0 SWITCHYARD_WS__MAX_CONNECTIONS=200000 RUST_LOG=warn \
-        "$SY" serve --listen "127.0.0.1:$PORT" --manifest "$manifest" >"$LOG" 2>&1 &
+        ${PIN_SERVER:+taskset -c $PIN_SERVER} "$SY" serve --listen "127.0.0.1:$PORT" --manifest "$manifest" >"$LOG" 2>&1 &
       PID=$!
       pids+=("$PID")
       wait_ready "$PID" curl -fsS "http://127.0.0.1:$PORT/healthz" || { tail -n 30 "$LOG" >&2; die "switchyard did not become healthy on :$PORT (manifest $manifest)"; }
@@ -142,19 +142,19 @@ start() {
       # Switchyard with the echo module in instance = "fresh" mode (a fresh instance per event,
       # the default for modules that do not opt into reuse; the shipped manifest reuses).
       SWITCHYARD_WS__RATE_PER_SEC=0 SWITCHYARD_WS__MAX_CONNECTIONS=200000 RUST_LOG=warn \
-        "$SY" serve --listen "127.0.0.1:$PORT" --manifest bench/manifests/echo-fresh.toml >"$LOG" 2>&1 &
+        ${PIN_SERVER:+taskset -c $PIN_SERVER} "$SY" serve --listen "127.0.0.1:$PORT" --manifest bench/manifests/echo-fresh.toml >"$LOG" 2>&1 &
       PID=$!
       pids+=("$PID")
       wait_ready "$PID" curl -fsS "http://127.0.0.1:$PORT/healthz" || { tail -n 30 "$LOG" >&2; die "switchyard (fresh) did not become healthy on :$PORT"; }
       ;;
     axum)
-      PORT=$PORT "$AXUM" >"$LOG" 2>&1 &
+      PORT=$PORT ${PIN_SERVER:+taskset -c $PIN_SERVER} "$AXUM" >"$LOG" 2>&1 &
       PID=$!
       pids+=("$PID")
       wait_ready "$PID" port_open "$PORT" || { tail -n 30 "$LOG" >&2; die "axum-echo did not listen on :$PORT"; }
       ;;
     node)
-      PORT=$PORT node "$NODE_PEER" >"$LOG" 2>&1 &
+      PORT=$PORT ${PIN_SERVER:+taskset -c $PIN_SERVER} node "$NODE_PEER" >"$LOG" 2>&1 &
       PID=$!
       pids+=("$PID")
       wait_ready "$PID" port_open "$PORT" || { tail -n 30 "$LOG" >&2; die "node ws-echo.js did not listen on :$PORT"; }
@@ -199,7 +199,7 @@ run() {
   echo "=== $label ($server)"
   local res rc=0 c0 c1
   c0=$(cpu_ticks "$PID")
-  "$B" "$@" "${target_args[@]}" --server-pid "$PID" --json >"$work/out.txt" 2>"$work/err.txt" || rc=$?
+  ${PIN_BENCH:+taskset -c $PIN_BENCH} "$B" "$@" "${target_args[@]}" --server-pid "$PID" --json >"$work/out.txt" 2>"$work/err.txt" || rc=$?
   sed '$d' "$work/out.txt"
   [ -s "$work/err.txt" ] && cat "$work/err.txt" >&2
   res=$(tail -n1 "$work/out.txt")
@@ -243,6 +243,13 @@ t_start=$(date +%s)
 if want echo; then
   SERVERS="switchyard fresh axum node" each echo_10x8 handlers/switchyard.toml echo -c 10 -k 8 -d "$DUR" --warmup "$WARMUP"
   SERVERS="switchyard fresh axum node" each echo_1000x1 handlers/switchyard.toml echo -c 1000 -k 1 -d "$DUR" --warmup "$WARMUP"
+fi
+
+if want pinned; then
+  # The same 1000x1 echo with the server on CPU 0 and the generator on CPU 1: one core each, so
+  # the ratio is per-core efficiency (Node is single-threaded; unpinned, the others also use
+  # whatever the generator leaves of the second core).
+  PIN_SERVER=0 PIN_BENCH=1 each echo_1000x1_pinned handlers/switchyard.toml echo -c 1000 -k 1 -d "$DUR" --warmup "$WARMUP"
 fi
 
 if want lang; then
@@ -367,12 +374,16 @@ tri("echo 10x8 p99 µs", "echo_10x8", ["latency", "p99_us"])
 tri("echo 10x8 p99 µs, instance = fresh", "echo_10x8", fresh_view(["latency", "p99_us"]))
 tri("echo 10x8 server CPU µs/msg", "echo_10x8", cpu_per_msg)
 tri("echo 10x8 server CPU µs/msg, instance = fresh", "echo_10x8", fresh_view(cpu_per_msg))
+tri("echo 10x8 generator CPU µs/msg (measured window)", "echo_10x8", ["window_cpu_us_per_msg", "generator"])
 e2 = tri("echo 1000x1 msgs/s", "echo_1000x1", ["throughput_msgs_s"])
 e2r = tri("echo 1000x1 msgs/s, instance = fresh", "echo_1000x1", fresh_view(["throughput_msgs_s"]))
 tri("echo 1000x1 p99 µs", "echo_1000x1", ["latency", "p99_us"])
 tri("echo 1000x1 p99 µs, instance = fresh", "echo_1000x1", fresh_view(["latency", "p99_us"]))
 tri("echo 1000x1 server CPU µs/msg", "echo_1000x1", cpu_per_msg)
 tri("echo 1000x1 server CPU µs/msg, instance = fresh", "echo_1000x1", fresh_view(cpu_per_msg))
+tri("echo 1000x1 generator CPU µs/msg (measured window)", "echo_1000x1", ["window_cpu_us_per_msg", "generator"])
+e3 = tri("echo 1000x1 msgs/s, pinned (server CPU 0, generator CPU 1)", "echo_1000x1_pinned", ["throughput_msgs_s"])
+tri("echo 1000x1 server CPU µs/msg, pinned", "echo_1000x1_pinned", cpu_per_msg)
 fo = tri("fanout 5000 deliveries/s", "fanout_5000", ["deliveries_per_s"])
 tri("fanout 5000 delivery p99 µs", "fanout_5000", ["latency", "p99_us"])
 idle_label = next((l for (l, _) in res if l.startswith("idle_")), "idle_10000")

@@ -18,7 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::load::{Load, SwapWatch, echo_worker};
 use crate::net::{Env, Http, Ws, close_ws, connect_all, send_text};
 use crate::stats::{
-    Counter, ErrKind, Errors, Frame, Hists, LocalHist, Report, find_num, lat_json, lat_text, mib, rss_kib, self_rss_kib,
+    Counter, ErrKind, Errors, Frame, Hists, LocalHist, Report, cpu_secs, find_num, lat_json, lat_text, mib, rss_kib,
+    self_rss_kib,
 };
 use crate::{ChurnArgs, Common, EchoArgs, FanoutArgs, HostileArgs, IdleArgs, SmokeArgs, SwapArgs, Target};
 
@@ -195,14 +196,39 @@ async fn run_echo(
     let errors = Arc::new(Errors::default());
     let rss0 = r.rss(env.server_pid, "rss_before_kib", "server rss before");
     let mut run = start_echo(&env, &mut r, c, n, k, warm, dur, &errors, |_| {}).await;
+    // CPU used by the server and by this generator inside the measured window (both share the
+    // machine: what one uses per message, the other cannot).
+    let cpu = |pid: Option<u32>| pid.and_then(cpu_secs);
+    let mut cpu_window = None;
     if run.live > 0 {
+        tokio::time::sleep_until(run.ld.measure_start.into()).await;
+        let (t0, s0, b0) = (Instant::now(), cpu(env.server_pid), cpu(Some(std::process::id())));
         // Sample the server's RSS just before the window closes (under load).
         tokio::time::sleep_until((run.ld.end() - Duration::from_millis(100).min(dur)).into()).await;
+        let (s1, b1) = (cpu(env.server_pid), cpu(Some(std::process::id())));
+        cpu_window = Some((t0.elapsed(), s0.zip(s1).map(|(a, b)| b - a), b0.zip(b1).map(|(a, b)| b - a)));
     }
     let rss1 = r.rss(env.server_pid, "rss_load_kib", "server rss (load)");
     let bench_rss = self_rss_kib();
     join_all(&mut run.set).await;
     let (tput, _) = echo_rows(&mut r, &run.ld, 0, "");
+    if let Some((span, server, bench)) = cpu_window {
+        // Messages in the same span, at the window's average rate.
+        let msgs = tput * span.as_secs_f64();
+        let per = |c: Option<f64>| c.filter(|_| msgs > 0.0).map(|c| c * 1e6 / msgs);
+        let fmt = |c: Option<f64>| c.map_or("-".to_string(), |v| format!("{v:.2}"));
+        r.row(
+            "cpu in window",
+            format!(
+                "server {} µs/msg, generator {} µs/msg (cores: server {}, generator {})",
+                fmt(per(server)),
+                fmt(per(bench)),
+                fmt(server.map(|c| c / span.as_secs_f64())),
+                fmt(bench.map(|c| c / span.as_secs_f64()))
+            ),
+        );
+        r.set("window_cpu_us_per_msg", json!({"server": per(server), "generator": per(bench)}));
+    }
     echo_totals(&mut r, &run.ld);
     r.errors(&errors);
     if let (Some(a), Some(b)) = (rss0, rss1) {
