@@ -183,12 +183,35 @@ impl SwapWatch {
     }
 }
 
-/// Formats request `seq` into `buf` (reused: no allocation per request).
-fn request<'a>(buf: &'a mut String, event: &str, seq: u64) -> &'a str {
-    use std::fmt::Write;
-    buf.clear();
-    let _ = write!(buf, "{{\"event\":\"{event}\",\"data\":{{\"n\":{seq}}}}}");
-    buf
+/// One connection's requests in flight: `(seq, sent at)`, oldest first.
+struct Outstanding {
+    out: VecDeque<(u64, Instant)>,
+    /// Next request's sequence number, which is also how many were sent.
+    seq: u64,
+    /// Text of the last request, reused: no allocation per request.
+    buf: String,
+}
+
+impl Outstanding {
+    /// Queues request `seq` (`{"event":E,"data":{"n":seq}}`) on `ws`, sent at the next flush.
+    fn send(&mut self, ws: &mut RawWs, event: &str, now: Instant) {
+        use std::fmt::Write;
+        self.buf.clear();
+        let _ = write!(self.buf, "{{\"event\":\"{event}\",\"data\":{{\"n\":{}}}}}", self.seq);
+        ws.feed_text(&self.buf);
+        self.out.push_back((self.seq, now));
+        self.seq += 1;
+    }
+}
+
+impl Load {
+    /// When the worker must next look at the clock without a reply: the oldest request's
+    /// timeout, or the end of the window (after it, of the drain), whichever comes first.
+    fn deadline(&self, oldest: Option<Instant>, now: Instant) -> Instant {
+        let end = self.end();
+        let stop = if now >= end { end + self.drain } else { end };
+        oldest.map_or(stop, |t| (t + self.req_timeout).min(stop)).max(now)
+    }
 }
 
 /// Runs one connection's closed loop until the end of the window plus drain, then closes it.
@@ -196,160 +219,145 @@ pub async fn echo_worker(ws: Ws, id: usize, ld: Arc<Load>) {
     let mut ws = RawWs::from_ws(ws, (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut hist = [LocalHist::new(&ld.hists[0], id), LocalHist::new(&ld.hists[1], id)];
     let mut ok = [0u64; 2];
-    let (mut sent, mut replies, mut others) = (0u64, 0u64, 0u64);
-    let mut out: VecDeque<(u64, Instant)> = VecDeque::with_capacity(ld.inflight);
-    let mut seq = 0u64;
+    let (mut replies, mut others) = (0u64, 0u64);
+    let mut reqs = Outstanding { out: VecDeque::with_capacity(ld.inflight), seq: 0, buf: String::with_capacity(64) };
     let mut alive = true;
-    let mut req = String::with_capacity(64);
 
-    {
-        // Fill the window.
-        for _ in 0..ld.inflight {
-            ws.feed_text(request(&mut req, &ld.event, seq));
-            out.push_back((seq, Instant::now()));
-            seq += 1;
-            sent += 1;
+    // Fill the window.
+    for _ in 0..ld.inflight {
+        reqs.send(&mut ws, &ld.event, Instant::now());
+    }
+    // One timer for the whole loop, re-armed only when it fires or the window ends (a timer
+    // per wait would cost the generator a timer-wheel insert and removal per message).
+    let mut draining = false;
+    let mut timer =
+        Box::pin(tokio::time::sleep_until(ld.deadline(reqs.out.front().map(|x| x.1), Instant::now()).into()));
+
+    loop {
+        let now = Instant::now();
+        let end = ld.end();
+        let ended = now >= end;
+        if ended && reqs.out.is_empty() {
+            break;
         }
-        // One timer for the whole loop, re-armed only when it fires (a timer per wait would
-        // cost the generator a timer-wheel insert and removal per message).
-        let mut draining = false;
-        let mut timer = Box::pin(tokio::time::sleep_until(ld.end().min(Instant::now() + ld.req_timeout).into()));
-
-        loop {
-            let now = Instant::now();
-            let end = ld.end();
-            let ended = now >= end;
-            if ended && out.is_empty() {
+        if ended && !draining {
+            // The end may have moved (swap ends early): wait for stragglers only the drain.
+            draining = true;
+            timer.as_mut().reset(ld.deadline(reqs.out.front().map(|x| x.1), now).into());
+        }
+        // A reply already buffered is taken without a syscall; only when none is, the
+        // requests queued so far go out in one write and we wait (batches writes).
+        // `None`: the timer fired first.
+        let next = match ws.try_next() {
+            Ok(None) => {
+                if let Err(e) = ws.flush().await {
+                    ld.errors.one(ErrKind::Closed, || format!("send: {e}"));
+                    alive = false;
+                    break;
+                }
+                tokio::select! {
+                    biased;
+                    m = ws.next() => Some(m),
+                    () = &mut timer => None,
+                }
+            }
+            r => Some(r),
+        };
+        let msg = match next {
+            None => {
+                // A deadline: expire requests past their timeout, stop after the drain.
+                let now = Instant::now();
+                let mut expired = 0;
+                while reqs.out.front().is_some_and(|x| now >= x.1 + ld.req_timeout) {
+                    reqs.out.pop_front();
+                    expired += 1;
+                }
+                timer.as_mut().reset(ld.deadline(reqs.out.front().map(|x| x.1), now).into());
+                ld.missing.add(expired);
+                ld.errors.add(ErrKind::Timeout, expired, || format!("no reply within {:?}", ld.req_timeout));
+                let end = ld.end();
+                if now >= end + ld.drain {
+                    let n = reqs.out.len() as u64;
+                    ld.missing.add(n);
+                    ld.errors.add(ErrKind::Timeout, n, || "no reply by the end of the drain".into());
+                    reqs.out.clear();
+                    break;
+                }
+                if now < end {
+                    while reqs.out.len() < ld.inflight {
+                        reqs.send(&mut ws, &ld.event, Instant::now());
+                    }
+                }
+                continue;
+            }
+            Some(Ok(None)) => {
+                ld.errors.one(ErrKind::Closed, || "connection closed by the server".into());
+                alive = false;
                 break;
             }
-            if ended && !draining {
-                // The end may have moved (swap ends early): wait for stragglers only the drain.
-                draining = true;
-                let oldest = out.front().map_or(end + ld.drain, |x| x.1 + ld.req_timeout);
-                timer.as_mut().reset(oldest.min(end + ld.drain).into());
+            Some(Err(e)) => {
+                ld.errors.one(ErrKind::Closed, || format!("read: {e}"));
+                alive = false;
+                break;
             }
-            // A reply already buffered is taken without a syscall; only when none is, the
-            // requests queued so far go out in one write and we wait (batches writes).
-            let next = match ws.try_next() {
-                Ok(Some(m)) => Ok(Ok(Some(m))),
-                Err(e) => Ok(Err(e)),
-                Ok(None) => {
-                    if let Err(e) = ws.flush().await {
-                        ld.errors.one(ErrKind::Closed, || format!("send: {e}"));
-                        alive = false;
-                        break;
-                    }
-                    tokio::select! {
-                        biased;
-                        m = ws.next() => Ok(m),
-                        () = &mut timer => Err(()),
-                    }
-                }
-            };
-            let msg = match next {
-                Err(()) => {
-                    // A deadline: expire requests past their timeout, stop after the drain.
-                    let now = Instant::now();
-                    let mut expired = 0;
-                    while out.front().is_some_and(|x| now >= x.1 + ld.req_timeout) {
-                        out.pop_front();
-                        expired += 1;
-                    }
-                    let end = ld.end();
-                    let oldest = out.front().map_or(end + ld.drain, |x| x.1 + ld.req_timeout);
-                    let next = oldest.min(if now >= end { end + ld.drain } else { end }).max(now);
-                    timer.as_mut().reset(next.into());
-                    ld.missing.add(expired);
-                    ld.errors.add(ErrKind::Timeout, expired, || format!("no reply within {:?}", ld.req_timeout));
-                    if now >= end + ld.drain {
-                        let n = out.len() as u64;
-                        ld.missing.add(n);
-                        ld.errors.add(ErrKind::Timeout, n, || "no reply by the end of the drain".into());
-                        out.clear();
-                        break;
-                    }
-                    if now < end {
-                        while out.len() < ld.inflight {
-                            ws.feed_text(request(&mut req, &ld.event, seq));
-                            out.push_back((seq, Instant::now()));
-                            seq += 1;
-                            sent += 1;
-                        }
-                    }
-                    continue;
-                }
-                Ok(Ok(None)) => {
-                    ld.errors.one(ErrKind::Closed, || "connection closed by the server".into());
-                    alive = false;
-                    break;
-                }
-                Ok(Err(e)) => {
-                    ld.errors.one(ErrKind::Closed, || format!("read: {e}"));
-                    alive = false;
-                    break;
-                }
-                Ok(Ok(Some(m))) => m,
-            };
-            let t = match msg {
-                Incoming::Text(t) => t,
-                Incoming::Close(c) => {
-                    ld.errors.one(ErrKind::Closed, || format!("close frame from the server: {c:?}"));
-                    alive = false;
-                    break;
-                }
-            };
-            let now = Instant::now();
-            let Some(f) = Frame::parse(&t) else {
-                ld.errors.one(ErrKind::Other, || format!("bad json: {}", &t[..t.len().min(200)]));
-                continue;
-            };
-            if f.ok() && f.event() != ld.event {
-                others += 1; // a push, not a reply
-                continue;
+            Some(Ok(Some(m))) => m,
+        };
+        let t = match msg {
+            Incoming::Text(t) => t,
+            Incoming::Close(c) => {
+                ld.errors.one(ErrKind::Closed, || format!("close frame from the server: {c:?}"));
+                alive = false;
+                break;
             }
-            let idx = match find_num(&t, "n") {
-                Some(n) => out.iter().position(|x| x.0 == n),
-                None if !out.is_empty() => Some(0), // no id in the reply: assume FIFO
-                None => None,
-            };
-            let Some(idx) = idx else {
-                if f.ok() {
-                    others += 1; // late reply to a request already counted as timed out
-                } else {
-                    ld.errors.one(ErrKind::Frame, || t.to_string());
-                }
-                continue;
-            };
-            let (_, t0) = out.remove(idx).unwrap();
-            if !f.ok() {
-                ld.errors.one(ErrKind::Frame, || t.to_string());
+        };
+        let now = Instant::now();
+        let Some(f) = Frame::parse(&t) else {
+            ld.errors.one(ErrKind::Other, || format!("bad json: {}", &t[..t.len().min(200)]));
+            continue;
+        };
+        if f.ok() && f.event() != ld.event {
+            others += 1; // a push, not a reply
+            continue;
+        }
+        let idx = match find_num(&t, "n") {
+            Some(n) => reqs.out.iter().position(|x| x.0 == n),
+            None if !reqs.out.is_empty() => Some(0), // no id in the reply: assume FIFO
+            None => None,
+        };
+        let Some(idx) = idx else {
+            if f.ok() {
+                others += 1; // late reply to a request already counted as timed out
             } else {
-                replies += 1;
-                if now >= ld.measure_start
-                    && now < end
-                    && let Some(p) = ld.phase(now)
-                {
-                    ok[p] += 1;
-                    hist[p].record(now - t0);
-                }
-                if let Some(sw) = &ld.swap {
-                    sw.observe(&t, now);
-                }
+                ld.errors.one(ErrKind::Frame, || t.to_string());
             }
-            if now < end {
-                ws.feed_text(request(&mut req, &ld.event, seq));
-                out.push_back((seq, now));
-                seq += 1;
-                sent += 1;
+            continue;
+        };
+        let (_, t0) = reqs.out.remove(idx).unwrap();
+        if !f.ok() {
+            ld.errors.one(ErrKind::Frame, || t.to_string());
+        } else {
+            replies += 1;
+            if now >= ld.measure_start
+                && now < end
+                && let Some(p) = ld.phase(now)
+            {
+                ok[p] += 1;
+                hist[p].record(now - t0);
             }
+            if let Some(sw) = &ld.swap {
+                sw.observe(&t, now);
+            }
+        }
+        if now < end {
+            reqs.send(&mut ws, &ld.event, now);
         }
     }
     if !alive {
-        ld.missing.add(out.len() as u64);
+        ld.missing.add(reqs.out.len() as u64);
     }
     ld.ok[0].add(ok[0]);
     ld.ok[1].add(ok[1]);
-    ld.sent.add(sent);
+    ld.sent.add(reqs.seq);
     ld.replies.add(replies);
     ld.others.add(others);
     drop(hist);

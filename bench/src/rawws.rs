@@ -45,8 +45,12 @@ impl RawWs {
     /// Takes over a connection after its handshake. The engine only does this right after
     /// connecting (and after Switchyard's welcome), when tungstenite holds no unread bytes.
     pub fn from_ws(ws: Ws, seed: u64) -> Self {
+        Self::new(ws.into_inner(), seed)
+    }
+
+    fn new(stream: TcpStream, seed: u64) -> Self {
         Self {
-            stream: ws.into_inner(),
+            stream,
             rbuf: BytesMut::with_capacity(4096),
             wbuf: Vec::with_capacity(512),
             rng: seed | 1,
@@ -167,8 +171,7 @@ mod tests {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
         let (server, _) = l.accept().await.unwrap();
-        let ws = RawWs { stream: client, rbuf: BytesMut::new(), wbuf: Vec::new(), rng: 7, closing: false };
-        (ws, server)
+        (RawWs::new(client, 7), server)
     }
 
     #[tokio::test]

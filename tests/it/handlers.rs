@@ -290,13 +290,18 @@ async fn counter_server(instance: &str) -> TestServer {
     TestServer::with(&counter_manifest(instance), &[("counter.wat", &wat("counter.wat"))], |_| {}).await
 }
 
+/// One `counter/count` event: the count its instance has reached.
+async fn count(c: &mut Client) -> Value {
+    c.request("counter/count", json!(null)).await["data"].clone()
+}
+
 #[tokio::test]
 async fn by_default_every_event_runs_in_a_fresh_instance() {
     let s = counter_server("fresh").await;
     let (mut a, mut b) = (s.connect("alice").await, s.connect("bob").await);
-    assert_eq!(a.request("counter/count", json!(null)).await["data"], 1);
-    assert_eq!(b.request("counter/count", json!(null)).await["data"], 1);
-    assert_eq!(a.request("counter/count", json!(null)).await["data"], 1);
+    assert_eq!(count(&mut a).await, 1);
+    assert_eq!(count(&mut b).await, 1);
+    assert_eq!(count(&mut a).await, 1);
 }
 
 #[tokio::test]
@@ -304,9 +309,9 @@ async fn with_instance_reuse_later_events_run_in_the_same_warm_instance() {
     let s = counter_server("reuse").await;
     let (mut a, mut b) = (s.connect("alice").await, s.connect("bob").await);
     // One call at a time: the one warm instance serves every event, whoever sends it.
-    assert_eq!(a.request("counter/count", json!(null)).await["data"], 1);
-    assert_eq!(a.request("counter/count", json!(null)).await["data"], 2);
-    assert_eq!(b.request("counter/count", json!(null)).await["data"], 3);
+    assert_eq!(count(&mut a).await, 1);
+    assert_eq!(count(&mut a).await, 2);
+    assert_eq!(count(&mut b).await, 3);
     let (_, st) = s.get("/admin/modules").await;
     assert_eq!(st["modules"][0]["instance"], "reuse", "{st}");
 }
@@ -315,10 +320,10 @@ async fn with_instance_reuse_later_events_run_in_the_same_warm_instance() {
 async fn with_instance_reuse_a_trapped_instance_is_never_reused() {
     let s = counter_server("reuse").await;
     let mut a = s.connect("alice").await;
-    assert_eq!(a.request("counter/count", json!(null)).await["data"], 1);
+    assert_eq!(count(&mut a).await, 1);
     let r = a.request("counter/boom", json!(null)).await;
     assert_eq!(r["kind"], "handler_trapped");
-    assert_eq!(a.request("counter/count", json!(null)).await["data"], 1, "a fresh instance after the trap");
+    assert_eq!(count(&mut a).await, 1, "a fresh instance after the trap");
 }
 
 #[tokio::test]
