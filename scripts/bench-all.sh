@@ -8,6 +8,7 @@
 #   SKIP_BUILD=1 scripts/bench-all.sh         # reuse the binaries already built
 #   ONLY="echo hostile" scripts/bench-all.sh  # some groups: echo pinned lang fanout idle churn swap hostile
 #   DUR=5 scripts/bench-all.sh                # shorter measured windows (default 10 s)
+#   ROUNDS=5 scripts/bench-all.sh             # more interleaved rounds of the echo scenarios (default 3)
 #
 # Every server is a fresh process per scenario (memory numbers need a fresh process) on a free
 # port, waited for (/healthz for Switchyard, the TCP port for the peers) and killed afterwards;
@@ -15,10 +16,15 @@
 # and the load average before the run) is appended to bench/results/latest.jsonl (emptied at
 # the start; a copy is kept as bench/results/run-<time>.jsonl) and the summary is written to
 # bench/results/latest-summary.md (RESULTS=FILE.jsonl writes FILE.jsonl and FILE-summary.md
-# instead, and keeps no copy). Exits 1 if a scenario failed to run (the summary still
-# prints), 0 otherwise: a MISSED target is a finding, not a failure.
+# instead, and keeps no copy). The echo scenarios run in ROUNDS interleaved rounds (every
+# server once per round, the order rotated each round) and report medians, with each ratio
+# taken within a round: this VM's memory latency drifts over minutes (other tenants share its
+# L3), so servers measured minutes apart are not measured on the same machine. Before every
+# window `switchyard-bench memprobe` records that latency ("mem_probe_ns"). Exits 1 if a
+# scenario failed to run (the summary still prints), 0 otherwise: a MISSED target is a
+# finding, not a failure.
 #
-# Environment: DUR, WARMUP (2), FANOUT_M (100), IDLE_N (10000), IDLE_HOLD (10), SWAPS (100),
+# Environment: DUR, WARMUP (2), ROUNDS (3), FANOUT_M (100), IDLE_N (10000), IDLE_HOLD (10), SWAPS (100),
 # SWAP_INTERVAL_MS (300), HOSTILE_ATTACKERS (4), HOSTILE_DUR (20: alternating 1 s baseline / attack windows),
 # PEER_TARGET_DIR (bench/target: cargo target dir of the axum peer, kept apart from ./target so
 # the two builds never wait on each other's lock), SKIP_BUILD, ONLY.
@@ -35,6 +41,7 @@ SWAPS=${SWAPS:-100}
 SWAP_INTERVAL_MS=${SWAP_INTERVAL_MS:-300}
 HOSTILE_ATTACKERS=${HOSTILE_ATTACKERS:-4}
 HOSTILE_DUR=${HOSTILE_DUR:-20}
+ROUNDS=${ROUNDS:-3}
 PEER_TARGET_DIR=${PEER_TARGET_DIR:-$root/bench/target}
 SKIP_BUILD=${SKIP_BUILD:-0}
 ONLY=${ONLY:-echo pinned lang fanout idle churn swap hostile}
@@ -195,8 +202,10 @@ run() {
   local load busy
   load=$(cut -d' ' -f1 /proc/loadavg)
   busy=$(ps -eo comm= | grep -cE '^(rustc|cargo|cc1|cc1plus|ld|lld|clang|zig|switchyard-benc)$' || true)
+  local probe
+  probe=$("$B" memprobe --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["mem_probe"]["ns_per_load"])' 2>/dev/null || echo null)
   echo
-  echo "=== $label ($server)"
+  echo "=== $label ($server)${ROUND:+, round $ROUND of $ROUNDS}; memory latency $probe ns"
   local res rc=0 c0 c1
   c0=$(cpu_ticks "$PID")
   ${PIN_BENCH:+taskset -c $PIN_BENCH} "$B" "$@" "${target_args[@]}" --server-pid "$PID" --json >"$work/out.txt" 2>"$work/err.txt" || rc=$?
@@ -208,7 +217,7 @@ run() {
   c1=$(cpu_ticks "$PID")
   local cpu_s
   cpu_s=$(python3 -c "import sys; print(round(($c1 - $c0) / $(getconf CLK_TCK), 2))")
-  local meta="\"run\":\"$run_id\",\"label\":\"$label\",\"server\":\"$server\",\"loadavg_before\":$load,\"other_busy_procs\":${busy:-0},\"bench_exit\":$rc,\"server_alive_after\":$alive,\"server_cpu_s\":$cpu_s,\"commit\":\"$commit\""
+  local meta="\"run\":\"$run_id\",\"label\":\"$label\",\"server\":\"$server\",\"loadavg_before\":$load,\"other_busy_procs\":${busy:-0},\"bench_exit\":$rc,\"server_alive_after\":$alive,\"server_cpu_s\":$cpu_s,\"commit\":\"$commit\",\"round\":${ROUND:-1},\"mem_probe_ns\":$probe"
   if [[ "$res" == \{* ]]; then
     printf '{%s,%s\n' "$meta" "${res#\{}" >>"$out"
   else
@@ -234,6 +243,23 @@ each() {
   done
 }
 
+# rounds LABEL "SERVERS" MANIFEST BENCH-ARGS...: ROUNDS rounds, each server once per round on a
+# fresh process, the order rotated by one each round so no server always follows the same one.
+rounds() {
+  local label=$1 manifest=$3 r i
+  local -a servers=($2)
+  shift 3
+  local n=${#servers[@]}
+  for ((r = 0; r < ROUNDS; r++)); do
+    for ((i = 0; i < n; i++)); do
+      local s=${servers[$(((i + r) % n))]}
+      start "$s" "$manifest"
+      ROUND=$((r + 1)) run "$label" "$s" "$@"
+      stop
+    done
+  done
+}
+
 note "results -> $out (run $run_id); servers log to $work"
 t_start=$(date +%s)
 
@@ -241,15 +267,15 @@ t_start=$(date +%s)
 # Scenarios
 
 if want echo; then
-  SERVERS="switchyard fresh axum node" each echo_10x8 handlers/switchyard.toml echo -c 10 -k 8 -d "$DUR" --warmup "$WARMUP"
-  SERVERS="switchyard fresh axum node" each echo_1000x1 handlers/switchyard.toml echo -c 1000 -k 1 -d "$DUR" --warmup "$WARMUP"
+  rounds echo_10x8 "switchyard fresh axum node" handlers/switchyard.toml echo -c 10 -k 8 -d "$DUR" --warmup "$WARMUP"
+  rounds echo_1000x1 "switchyard fresh axum node" handlers/switchyard.toml echo -c 1000 -k 1 -d "$DUR" --warmup "$WARMUP"
 fi
 
 if want pinned; then
   # The same 1000x1 echo with the server on CPU 0 and the generator on CPU 1: one core each, so
   # the ratio is per-core efficiency (Node is single-threaded; unpinned, the others also use
   # whatever the generator leaves of the second core).
-  PIN_SERVER=0 PIN_BENCH=1 each echo_1000x1_pinned handlers/switchyard.toml echo -c 1000 -k 1 -d "$DUR" --warmup "$WARMUP"
+  PIN_SERVER=0 PIN_BENCH=1 rounds echo_1000x1_pinned "switchyard axum node" handlers/switchyard.toml echo -c 1000 -k 1 -d "$DUR" --warmup "$WARMUP"
 fi
 
 if want lang; then
@@ -304,6 +330,7 @@ note "scenarios took $(($(date +%s) - t_start)) s"
 
 { python3 - "$out" "$run_id" <<'PY' || note "the summary failed (results are in $out)"; } | tee "${out%.jsonl}-summary.md"
 import json, sys
+from statistics import median
 
 rows = []
 for l in open(sys.argv[1]):
@@ -314,17 +341,46 @@ for l in open(sys.argv[1]):
     # Only this run's lines (another writer may have appended to the same file).
     if isinstance(r, dict) and r.get("run") == sys.argv[2] and "server" in r:
         rows.append(r)
+# (label, server) -> that server's rows, one per round (the echo scenarios run several rounds).
 res = {}
 for r in rows:
-    res[(r["label"], r["server"])] = r
+    res.setdefault((r["label"], r["server"]), []).append(r)
+
+def num(v):
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+def at(*path):
+    """A measure: the number at this path of a result row."""
+    def m(r):
+        v = r
+        for p in path:
+            if not isinstance(v, dict):
+                return None
+            v = v.get(p)
+        return num(v)
+    return m
+
+def cpu_per_msg(r):
+    c, n = num(r.get("server_cpu_s")), at("requests", "replies")(r)
+    return c * 1e6 / n if c is not None and n else None
+
+def val(label, server, m):
+    """The median over rounds of a measure."""
+    vs = [v for v in (m(r) for r in res.get((label, server), [])) if v is not None]
+    return median(vs) if vs else None
 
 def get(label, server, *path):
-    v = res.get((label, server))
-    for p in path:
-        if not isinstance(v, dict):
-            return None
-        v = v.get(p)
-    return v
+    return val(label, server, at(*path))
+
+def one(label, server):
+    """The single result row of a scenario run once."""
+    rs = res.get((label, server))
+    return rs[0] if rs else None
+
+def paired(label, a, b, m):
+    """a/b within each round, in round order: both servers measured minutes apart at most."""
+    per = {s: {r.get("round", 1): m(r) for r in res.get((label, s), [])} for s in (a, b)}
+    return [per[a][k] / per[b][k] for k in sorted(per[a]) if per[a][k] and per[b].get(k)]
 
 def fmt(v, unit=""):
     if v is None:
@@ -339,53 +395,55 @@ def ratio(a, b):
 def rx(v):
     return "-" if v is None else f"{v:.2f}x"
 
-def errs(label, server):
-    return get(label, server, "errors", "total")
+def rspread(rs):
+    """The median of per-round ratios, with every round's when there are several."""
+    if not rs:
+        return "-"
+    return rx(median(rs)) + (" (" + ", ".join(f"{x:.2f}" for x in rs) + ")" if len(rs) > 1 else "")
 
-print(f"run {rows[0]['run'] if rows else '-'}, commit {rows[0].get('commit', '-') if rows else '-'}\n")
-print("| scenario | switchyard | axum | node | sy/axum | sy/node | errors (sy/axum/node) |")
+def errs(label, server):
+    vs = [at("errors", "total")(r) for r in res.get((label, server), [])]
+    vs = [v for v in vs if v is not None]
+    return sum(vs) if vs else None
+
+print(f"run {rows[0]['run'] if rows else '-'}, commit {rows[0].get('commit', '-') if rows else '-'}")
+nr = max((r.get("round", 1) for r in rows), default=1)
+if nr > 1:
+    print(f"\nEcho scenarios: medians of {nr} interleaved rounds; each ratio is the median of the ratios "
+          "within a round (every round's in brackets in the targets table).")
+print("\n| scenario | switchyard | axum | node | sy/axum | sy/node | errors (sy/axum/node) |")
 print("|---|---|---|---|---|---|---|")
 verdicts = []
 
-def cpu_per_msg(label, server):
-    c, n = get(label, server, "server_cpu_s"), get(label, server, "requests", "replies")
-    return c * 1e6 / n if c is not None and n else None
-
-def tri(name, label, path, unit=""):
-    v = {s: (path(label, s) if callable(path) else get(label, s, *path)) for s in ("switchyard", "axum", "node")}
+def tri(name, label, m, sy="switchyard"):
+    """One table row: the measure for Switchyard (or its instance = fresh twin) and the peers."""
+    v = {s: val(label, s, m) for s in (sy, "axum", "node")}
     if all(x is None for x in v.values()):
-        return v
-    sy = "fresh" if "fresh" in name else "switchyard"
+        return None
+    ra, rn = paired(label, sy, "axum", m), paired(label, sy, "node", m)
     e = "/".join(fmt(errs(label, s)) for s in (sy, "axum", "node"))
-    print(f"| {name} | {fmt(v['switchyard'], unit)} | {fmt(v['axum'], unit)} | {fmt(v['node'], unit)} "
-          f"| {rx(ratio(v['switchyard'], v['axum']))} | {rx(ratio(v['switchyard'], v['node']))} | {e} |")
-    return v
+    print(f"| {name} | {fmt(v[sy])} | {fmt(v['axum'])} | {fmt(v['node'])} "
+          f"| {rx(median(ra)) if ra else '-'} | {rx(median(rn)) if rn else '-'} | {e} |")
+    return {"sy": v[sy], "axum": ra, "node": rn}
 
-def fresh_view(path):
-    """The same measure taken from the instance = "fresh" server, shown in the switchyard column."""
-    def f(label, server):
-        s = "fresh" if server == "switchyard" else server
-        return path(label, s) if callable(path) else get(label, s, *path)
-    return f
-
-e1 = tri("echo 10x8 msgs/s", "echo_10x8", ["throughput_msgs_s"])
-e1r = tri("echo 10x8 msgs/s, instance = fresh", "echo_10x8", fresh_view(["throughput_msgs_s"]))
-tri("echo 10x8 p99 µs", "echo_10x8", ["latency", "p99_us"])
-tri("echo 10x8 p99 µs, instance = fresh", "echo_10x8", fresh_view(["latency", "p99_us"]))
+e1 = tri("echo 10x8 msgs/s", "echo_10x8", at("throughput_msgs_s"))
+e1r = tri("echo 10x8 msgs/s, instance = fresh", "echo_10x8", at("throughput_msgs_s"), "fresh")
+tri("echo 10x8 p99 µs", "echo_10x8", at("latency", "p99_us"))
+tri("echo 10x8 p99 µs, instance = fresh", "echo_10x8", at("latency", "p99_us"), "fresh")
 tri("echo 10x8 server CPU µs/msg", "echo_10x8", cpu_per_msg)
-tri("echo 10x8 server CPU µs/msg, instance = fresh", "echo_10x8", fresh_view(cpu_per_msg))
-tri("echo 10x8 generator CPU µs/msg (measured window)", "echo_10x8", ["window_cpu_us_per_msg", "generator"])
-e2 = tri("echo 1000x1 msgs/s", "echo_1000x1", ["throughput_msgs_s"])
-e2r = tri("echo 1000x1 msgs/s, instance = fresh", "echo_1000x1", fresh_view(["throughput_msgs_s"]))
-tri("echo 1000x1 p99 µs", "echo_1000x1", ["latency", "p99_us"])
-tri("echo 1000x1 p99 µs, instance = fresh", "echo_1000x1", fresh_view(["latency", "p99_us"]))
+tri("echo 10x8 server CPU µs/msg, instance = fresh", "echo_10x8", cpu_per_msg, "fresh")
+tri("echo 10x8 generator CPU µs/msg (measured window)", "echo_10x8", at("window_cpu_us_per_msg", "generator"))
+e2 = tri("echo 1000x1 msgs/s", "echo_1000x1", at("throughput_msgs_s"))
+e2r = tri("echo 1000x1 msgs/s, instance = fresh", "echo_1000x1", at("throughput_msgs_s"), "fresh")
+tri("echo 1000x1 p99 µs", "echo_1000x1", at("latency", "p99_us"))
+tri("echo 1000x1 p99 µs, instance = fresh", "echo_1000x1", at("latency", "p99_us"), "fresh")
 tri("echo 1000x1 server CPU µs/msg", "echo_1000x1", cpu_per_msg)
-tri("echo 1000x1 server CPU µs/msg, instance = fresh", "echo_1000x1", fresh_view(cpu_per_msg))
-tri("echo 1000x1 generator CPU µs/msg (measured window)", "echo_1000x1", ["window_cpu_us_per_msg", "generator"])
-e3 = tri("echo 1000x1 msgs/s, pinned (server CPU 0, generator CPU 1)", "echo_1000x1_pinned", ["throughput_msgs_s"])
+tri("echo 1000x1 server CPU µs/msg, instance = fresh", "echo_1000x1", cpu_per_msg, "fresh")
+tri("echo 1000x1 generator CPU µs/msg (measured window)", "echo_1000x1", at("window_cpu_us_per_msg", "generator"))
+e3 = tri("echo 1000x1 msgs/s, pinned (server CPU 0, generator CPU 1)", "echo_1000x1_pinned", at("throughput_msgs_s"))
 tri("echo 1000x1 server CPU µs/msg, pinned", "echo_1000x1_pinned", cpu_per_msg)
-fo = tri("fanout 5000 deliveries/s", "fanout_5000", ["deliveries_per_s"])
-tri("fanout 5000 delivery p99 µs", "fanout_5000", ["latency", "p99_us"])
+fo = tri("fanout 5000 deliveries/s", "fanout_5000", at("deliveries_per_s"))
+tri("fanout 5000 delivery p99 µs", "fanout_5000", at("latency", "p99_us"))
 idle_label = next((l for (l, _) in res if l.startswith("idle_")), "idle_10000")
 idle = {s: get(idle_label, s, "rss_per_conn_bytes") for s in ("switchyard", "axum", "node")}
 idle_kib = {s: (None if v is None else v / 1024) for s, v in idle.items()}
@@ -394,8 +452,8 @@ if any(v is not None for v in idle.values()):
     print(f"| {idle_label.replace('_', ' ')} RSS KiB/conn | {fmt(idle_kib['switchyard'])} | {fmt(idle_kib['axum'])} "
           f"| {fmt(idle_kib['node'])} | {rx(ratio(idle_kib['switchyard'], idle_kib['axum']))} "
           f"| {rx(ratio(idle_kib['switchyard'], idle_kib['node']))} | {e} |")
-ch = tri("churn new conns/s", "churn", ["connections_per_s"])
-tri("churn connect p99 µs", "churn", ["connect_latency", "p99_us"])
+ch = tri("churn new conns/s", "churn", at("connections_per_s"))
+tri("churn connect p99 µs", "churn", at("connect_latency", "p99_us"))
 
 langs = [l for l in ("rust", "c", "zig", "assemblyscript") if ("echo_10x8_" + l, "switchyard") in res]
 if langs:
@@ -405,10 +463,10 @@ if langs:
     for l in langs:
         t = get("echo_10x8_" + l, "switchyard", "throughput_msgs_s")
         print(f"| {l} | {fmt(t)} | {fmt(get('echo_10x8_' + l, 'switchyard', 'latency', 'p99_us'))} "
-              f"| {fmt(cpu_per_msg('echo_10x8_' + l, 'switchyard'))} "
+              f"| {fmt(val('echo_10x8_' + l, 'switchyard', cpu_per_msg))} "
               f"| {rx(ratio(t, base))} | {fmt(errs('echo_10x8_' + l, 'switchyard'))} |")
 
-sw = res.get(("swap", "switchyard"))
+sw = one("swap", "switchyard")
 if sw:
     s = sw.get("swap") or {}
     a, b = s.get("v1->v2") or {}, s.get("v2->v1") or {}
@@ -421,7 +479,7 @@ if sw:
     print(f"| errors / missing replies | {(sw.get('errors') or {}).get('total')} / {sw.get('missing_replies')} |")
     print(f"| echo under swaps msgs/s, p99 µs | {fmt(sw.get('throughput_msgs_s'))}, {fmt((sw.get('latency') or {}).get('p99_us'))} |")
 
-ho = res.get(("hostile", "switchyard"))
+ho = one("hostile", "switchyard")
 if ho:
     r = ho.get("ratio") or {}
     att = ho.get("attack") or {}
@@ -439,20 +497,19 @@ def verdict(name, ok, measured):
         verdicts.append((name, "MET" if ok else "MISSED", measured))
 
 for nm, e in (("10x8", e1), ("10x8, instance = fresh", e1r), ("1000x1", e2), ("1000x1, instance = fresh", e2r)):
-    if e and e.get("switchyard") is not None:
-        ra, rn = ratio(e["switchyard"], e.get("axum")), ratio(e["switchyard"], e.get("node"))
-        verdict(f"echo {nm} >= 0.85x axum", None if ra is None else ra >= 0.85, rx(ra))
-        verdict(f"echo {nm} >= 1.5x node", None if rn is None else rn >= 1.5, rx(rn))
+    if e and e["sy"] is not None:
+        ra, rn = e["axum"], e["node"]
+        verdict(f"echo {nm} >= 0.85x axum", median(ra) >= 0.85 if ra else None, rspread(ra))
+        verdict(f"echo {nm} >= 1.5x node", median(rn) >= 1.5 if rn else None, rspread(rn))
     else:
         verdict(f"echo {nm} vs axum / node", None, "-")
-if fo and fo.get("switchyard") is not None:
-    rn = ratio(fo["switchyard"], fo.get("node"))
-    verdict("fanout 5000 >= 1.5x node deliveries/s", None if rn is None else rn >= 1.5, rx(rn))
+if fo and fo["node"]:
+    verdict("fanout 5000 >= 1.5x node deliveries/s", median(fo["node"]) >= 1.5, rspread(fo["node"]))
 else:
     verdict("fanout 5000 >= 1.5x node deliveries/s", None, "-")
 k = idle_kib.get("switchyard")
 verdict("idle: <= 8 KiB server RSS per conn", None if k is None else k <= 8, "-" if k is None else f"{k:.2f} KiB")
-c = ch.get("switchyard") if ch else None
+c = ch["sy"] if ch else None
 verdict("churn >= 5,000 new auth conns/s", None if c is None else c >= 5000, fmt(c) + "/s" if c is not None else "-")
 if sw:
     s = sw.get("swap") or {}
@@ -475,6 +532,15 @@ else:
 print("\n| target | verdict | measured |\n|---|---|---|")
 for n, v, m in verdicts:
     print(f"| {n} | **{v}** | {m} |")
+# Every echo window in the order it ran, with the machine's memory latency just before it: a
+# slow window with a high latency is the host, not the server.
+for lab in ("echo_1000x1", "echo_10x8"):
+    seq = [r for r in rows if r["label"] == lab]
+    if len(seq) > 4:
+        print(f"\n| {lab} window | server | msgs/s | server CPU µs/msg | memory latency before (ns) |\n|---|---|---|---|---|")
+        for i, r in enumerate(seq, 1):
+            print(f"| {i} (round {r.get('round', 1)}) | {r['server']} | {fmt(at('throughput_msgs_s')(r))} "
+                  f"| {fmt(cpu_per_msg(r))} | {fmt(num(r.get('mem_probe_ns')))} |")
 noisy = [f"{r['label']}/{r['server']}" for r in rows if r.get("other_busy_procs")]
 if noisy:
     print(f"\nnoisy (compilers or another bench were running when it started): {', '.join(noisy)}")

@@ -5,6 +5,7 @@
 //! deadline and every request loop is bounded in count and time. See bench/README.md.
 
 mod load;
+mod memprobe;
 mod net;
 mod rawws;
 mod scenarios;
@@ -77,6 +78,9 @@ enum Cmd {
     Hostile(HostileArgs),
     /// A few seconds of echo (N=4, K=2); exits non-zero unless throughput > 0 and no errors.
     Smoke(SmokeArgs),
+    /// Memory latency of this machine right now (a pointer chase over a few MiB), to tell a
+    /// slow spell of a shared host from a slow server. Opens no connection.
+    Memprobe(MemprobeArgs),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -274,6 +278,22 @@ pub struct HostileArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct MemprobeArgs {
+    /// Working set, MiB (bigger than one core's L2, smaller than the shared L3).
+    #[arg(long, default_value_t = 8)]
+    pub mib: usize,
+    /// Dependent loads per repetition.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub steps: usize,
+    /// Repetitions; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// Print one JSON line instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct SmokeArgs {
     #[command(flatten)]
     pub c: Common,
@@ -292,6 +312,19 @@ fn raise_nofile() -> (u64, u64) {
     }
 }
 
+/// `memprobe`: no runtime, no connections; one line of output.
+fn memprobe_main(a: &MemprobeArgs) {
+    let p = memprobe::run(a.mib, a.steps, a.reps);
+    if a.json {
+        println!("{}", serde_json::json!({ "mem_probe": p }));
+    } else {
+        println!(
+            "memory latency ({} MiB pointer chase): {:.1} ns/load (min {:.1}, max {:.1})",
+            p.mib, p.ns_per_load, p.min_ns, p.max_ns
+        );
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     let (nofile, _) = raise_nofile();
@@ -303,6 +336,7 @@ fn main() {
         Cmd::Swap(a) => &a.c,
         Cmd::Hostile(a) => &a.c,
         Cmd::Smoke(a) => &a.c,
+        Cmd::Memprobe(a) => return memprobe_main(a),
     };
     let env = match c.env() {
         Ok(e) => Arc::new(e),
@@ -327,6 +361,7 @@ fn main() {
             Cmd::Swap(a) => scenarios::swap(env, a, nofile).await,
             Cmd::Hostile(a) => scenarios::hostile(env, a, nofile).await,
             Cmd::Smoke(a) => scenarios::smoke(env, a, nofile).await,
+            Cmd::Memprobe(_) => Err(anyhow::anyhow!("memprobe runs before the runtime starts")),
         }
     });
     let code = match res {
