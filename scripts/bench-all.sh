@@ -399,7 +399,8 @@ def rspread(rs):
     """The median of per-round ratios, with every round's when there are several."""
     if not rs:
         return "-"
-    return rx(median(rs)) + (" (" + ", ".join(f"{x:.2f}" for x in rs) + ")" if len(rs) > 1 else "")
+    # Three decimals: a median of 1.4978 must not read as "1.50x, MISSED".
+    return f"{median(rs):.3f}x" + (" (" + ", ".join(f"{x:.3f}" for x in rs) + ")" if len(rs) > 1 else "")
 
 def errs(label, server):
     vs = [at("errors", "total")(r) for r in res.get((label, server), [])]

@@ -24,36 +24,48 @@ pub struct Probe {
     pub max_ns: f64,
 }
 
-/// Chases a random single-cycle permutation over `mib` MiB of `u32`s (Sattolo's algorithm, so
-/// every load depends on the previous one and the hardware prefetcher cannot help), `steps`
-/// loads per rep.
+/// A random single-cycle permutation over `mib` MiB of `u32`s (Sattolo's algorithm), so every
+/// load depends on the previous one and the hardware prefetcher cannot help.
+pub struct Chase {
+    next: Vec<u32>,
+    at: u32,
+}
+
+impl Chase {
+    pub fn new(mib: usize) -> Self {
+        let n = (mib.max(1) << 20) / std::mem::size_of::<u32>();
+        let mut next: Vec<u32> = (0..n as u32).collect();
+        // xorshift64*: a fixed seed is fine, the point is an order the prefetcher cannot follow.
+        let mut s: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in (1..n).rev() {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            let j = (s.wrapping_mul(0x2545_F491_4F6C_DD1D) % i as u64) as usize;
+            next.swap(i, j);
+        }
+        let mut c = Self { next, at: 0 };
+        // One untimed pass to fault the pages in.
+        c.sample(n);
+        c
+    }
+
+    /// Mean nanoseconds per dependent load over `steps` loads.
+    pub fn sample(&mut self, steps: usize) -> f64 {
+        let t = Instant::now();
+        let mut at = self.at;
+        for _ in 0..steps.max(1) {
+            at = self.next[at as usize];
+        }
+        self.at = black_box(at);
+        t.elapsed().as_nanos() as f64 / steps.max(1) as f64
+    }
+}
+
+/// `reps` samples of `steps` loads each over `mib` MiB; the median is the result.
 pub fn run(mib: usize, steps: usize, reps: usize) -> Probe {
-    let n = (mib.max(1) << 20) / std::mem::size_of::<u32>();
-    let mut next: Vec<u32> = (0..n as u32).collect();
-    // xorshift64*: a fixed seed is fine, the point is an order the prefetcher cannot follow.
-    let mut s: u64 = 0x9E37_79B9_7F4A_7C15;
-    for i in (1..n).rev() {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        let j = (s.wrapping_mul(0x2545_F491_4F6C_DD1D) % i as u64) as usize;
-        next.swap(i, j);
-    }
-    let mut at = 0u32;
-    // One untimed pass to fault the pages in.
-    for _ in 0..n {
-        at = next[at as usize];
-    }
-    let mut times: Vec<f64> = (0..reps.max(1))
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..steps {
-                at = next[at as usize];
-            }
-            black_box(at);
-            t.elapsed().as_nanos() as f64 / steps as f64
-        })
-        .collect();
+    let mut chase = Chase::new(mib);
+    let mut times: Vec<f64> = (0..reps.max(1)).map(|_| chase.sample(steps)).collect();
     times.sort_by(f64::total_cmp);
     Probe { mib, ns_per_load: times[times.len() / 2], min_ns: times[0], max_ns: times[times.len() - 1] }
 }
@@ -61,6 +73,21 @@ pub fn run(mib: usize, steps: usize, reps: usize) -> Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_load_of_the_chase_visits_a_new_slot_until_the_cycle_closes() {
+        let mut c = Chase::new(1);
+        let n = c.next.len();
+        let mut seen = vec![false; n];
+        let mut at = 0u32;
+        for _ in 0..n {
+            assert!(!seen[at as usize], "slot {at} visited twice before the cycle closed");
+            seen[at as usize] = true;
+            at = c.next[at as usize];
+        }
+        assert_eq!(at, 0, "one cycle through every slot");
+        assert!(c.sample(1000) > 0.0);
+    }
 
     #[test]
     fn a_probe_reports_a_positive_ordered_latency() {
