@@ -117,6 +117,9 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
+/// Bytes `finish` appends: `,"timestamp":`, up to 20 digits, `}`.
+const FINISH_BYTES: usize = 13 + 20 + 1;
+
 fn finish(mut out: Vec<u8>) -> Utf8Bytes {
     out.extend_from_slice(b",\"timestamp\":");
     out.extend_from_slice(itoa::Buffer::new().format(now_secs()).as_bytes());
@@ -128,10 +131,25 @@ fn finish(mut out: Vec<u8>) -> Utf8Bytes {
     }
 }
 
+// Frames are sized exactly up front (unless a string needs escapes): growing the buffer would
+// `realloc`, and glibc's realloc takes its arena lock on every call, which with two workers
+// replying at once became a futex storm on the hot path.
+fn success_len(event: &str, data: Option<&str>) -> usize {
+    r#"{"event":"","code":0,"data":"#.len() + event.len() + data.map_or(0, str::len) + FINISH_BYTES
+}
+
+fn error_len(event: &str, kind: ErrorKind, msg: &str) -> usize {
+    r#"{"event":"","code":-1,"kind":"","errorMsg":"""#.len()
+        + event.len()
+        + kind.as_str().len()
+        + msg.len()
+        + FINISH_BYTES
+}
+
 /// `{"event":E,"code":0,"data":D,"timestamp":T}`. `data` must be valid JSON text (or `None`
 /// to omit it): callers validate guest-supplied JSON before they get here.
 pub fn success_frame(event: &str, data: Option<&str>) -> Utf8Bytes {
-    let mut out = Vec::with_capacity(48 + event.len() + data.map_or(0, str::len));
+    let mut out = Vec::with_capacity(success_len(event, data));
     out.extend_from_slice(b"{\"event\":");
     push_json_str(&mut out, event);
     out.extend_from_slice(b",\"code\":0");
@@ -144,7 +162,7 @@ pub fn success_frame(event: &str, data: Option<&str>) -> Utf8Bytes {
 
 /// `{"event":E,"code":-1,"kind":K,"errorMsg":M,"timestamp":T}`.
 pub fn error_frame(event: &str, kind: ErrorKind, msg: &str) -> Utf8Bytes {
-    let mut out = Vec::with_capacity(80 + event.len() + msg.len());
+    let mut out = Vec::with_capacity(error_len(event, kind, msg));
     out.extend_from_slice(b"{\"event\":");
     push_json_str(&mut out, event);
     out.extend_from_slice(b",\"code\":-1,\"kind\":\"");
@@ -176,6 +194,15 @@ mod tests {
         assert!(matches!(parse_client_frame(r#"{"data":1}"#), Err(FrameError::MissingEvent)));
         assert!(matches!(parse_client_frame(r#"{"event":""}"#), Err(FrameError::MissingEvent)));
         assert!(matches!(parse_client_frame("{nope"), Err(FrameError::BadJson(_))));
+    }
+
+    #[test]
+    fn frames_fit_the_buffer_reserved_for_them() {
+        let data = r#"{"seq":1,"text":"hello"}"#;
+        assert!(success_frame("echo", Some(data)).len() <= success_len("echo", Some(data)));
+        assert!(success_frame("ping", None).len() <= success_len("ping", None));
+        let msg = "expected data {id: <tag>}";
+        assert!(error_frame("join", ErrorKind::BadRequest, msg).len() <= error_len("join", ErrorKind::BadRequest, msg));
     }
 
     #[test]
