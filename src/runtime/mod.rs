@@ -401,7 +401,10 @@ impl Runtime {
                 w.store.data_mut().begin_call(client);
                 w
             }
-            None => match instantiate(self.new_store(client, module), module).await {
+            // Boxed: instantiation's future is the largest part of this one, and without it
+            // the boxed call (see `session`) fits glibc's per-thread cache (< 1 KiB), so a
+            // warm call allocates without taking the allocator's shared arena lock.
+            None => match Box::pin(instantiate(self.new_store(client, module), module)).await {
                 Ok(inst) => inst,
                 Err(err) => return Err(self.failed(err, module, event, client)),
             },
@@ -426,8 +429,8 @@ impl Runtime {
             Err(e) => Err(classify(&e, inst.store.data())),
         };
         // A trapped, interrupted or limited instance is never reused: its state is suspect.
-        if reuse && matches!(outcome, Ok(()) | Err(CallError::Failed(_))) {
-            self.keep_warm(module, inst).await;
+        if reuse && matches!(outcome, Ok(()) | Err(CallError::Failed(_))) && reset_for_reuse(module, &mut inst).await {
+            park(module, inst);
         }
         outcome.map_err(|err| self.failed(err, module, event, client))
     }
@@ -477,28 +480,6 @@ impl Runtime {
         store
     }
 
-    /// Runs the module's `switchyard_reset` and parks the instance for a later event, unless
-    /// the reset fails, the instance has grown its memory by more than [`REUSE_MAX_GROWTH`]
-    /// pages, has served [`REUSE_MAX_EVENTS`] events, or [`REUSE_MAX_IDLE`] are parked already.
-    async fn keep_warm(&self, module: &LoadedModule, mut inst: HandlerInstance) {
-        inst.events += 1;
-        // The loader refuses a reuse module without the export.
-        let Some(reset) = &inst.reset else { return };
-        if let Err(e) = reset.call_async(&mut inst.store, ()).await {
-            tracing::warn!(module = %module.name(), "switchyard_reset failed, instance retired: {e:#}");
-            return;
-        }
-        inst.store.data_mut().slow_permit = None;
-        if inst.events >= REUSE_MAX_EVENTS || inst.memory.size(&inst.store) > inst.initial_pages + REUSE_MAX_GROWTH {
-            return;
-        }
-        if let Ok(mut idle) = module.warm.lock()
-            && idle.len() < REUSE_MAX_IDLE
-        {
-            idle.push(inst);
-        }
-    }
-
     /// Counts and logs a failed call; returns its error for the error frame.
     fn failed(&self, err: CallError, module: &LoadedModule, event: &str, client: &ClientHandle) -> CallError {
         let metrics = &self.registry.metrics;
@@ -525,6 +506,31 @@ const REUSE_MAX_IDLE: usize = 32;
 const REUSE_MAX_EVENTS: u32 = 100_000;
 /// Wasm pages (64 KiB) a reused instance may grow past its initial memory before it is retired.
 const REUSE_MAX_GROWTH: u64 = 16;
+
+/// Runs the module's `switchyard_reset` after an event. False when the instance must be
+/// retired instead of parked: the reset failed, the instance has grown its memory by more than
+/// [`REUSE_MAX_GROWTH`] pages, or it has served [`REUSE_MAX_EVENTS`] events. (It takes the
+/// instance by reference so that its future stays small: see `instantiate` in `call`.)
+async fn reset_for_reuse(module: &LoadedModule, inst: &mut HandlerInstance) -> bool {
+    inst.events += 1;
+    // The loader refuses a reuse module without the export.
+    let Some(reset) = &inst.reset else { return false };
+    if let Err(e) = reset.call_async(&mut inst.store, ()).await {
+        tracing::warn!(module = %module.name(), "switchyard_reset failed, instance retired: {e:#}");
+        return false;
+    }
+    inst.store.data_mut().slow_permit = None;
+    inst.events < REUSE_MAX_EVENTS && inst.memory.size(&inst.store) <= inst.initial_pages + REUSE_MAX_GROWTH
+}
+
+/// Keeps a reset instance for a later event, unless [`REUSE_MAX_IDLE`] are parked already.
+fn park(module: &LoadedModule, inst: HandlerInstance) {
+    if let Ok(mut idle) = module.warm.lock()
+        && idle.len() < REUSE_MAX_IDLE
+    {
+        idle.push(inst);
+    }
+}
 
 /// What a trap or an instantiation failure means for the caller.
 fn classify(e: &wasmtime::Error, state: &HostState) -> CallError {
