@@ -76,10 +76,16 @@ impl ErrorKind {
 #[derive(Debug, Deserialize)]
 pub struct ClientFrame<'a> {
     #[serde(borrow, default)]
-    pub event: Option<Cow<'a, str>>,
+    pub event: Option<EventName<'a>>,
     #[serde(borrow, default)]
     pub data: Option<&'a RawValue>,
 }
+
+/// The event name, borrowed from the frame unless it has escapes. (serde borrows a `Cow` only
+/// when the field is the `Cow` itself: `Option<Cow<str>>` would copy every name into a
+/// `String`, one allocation per message.)
+#[derive(Debug, Deserialize)]
+pub struct EventName<'a>(#[serde(borrow)] pub Cow<'a, str>);
 
 /// Why a client frame could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +108,7 @@ impl FrameError {
 /// Parses a client frame. `data` stays raw JSON text: handlers get it without a re-parse.
 pub fn parse_client_frame(text: &str) -> Result<(Cow<'_, str>, &str), FrameError> {
     let frame: ClientFrame<'_> = serde_json::from_str(text)?;
-    let event = frame.event.filter(|e| !e.is_empty()).ok_or(FrameError::MissingEvent)?;
+    let event = frame.event.map(|e| e.0).filter(|e| !e.is_empty()).ok_or(FrameError::MissingEvent)?;
     let data = frame.data.map_or("null", RawValue::get);
     Ok((event, data))
 }
@@ -117,12 +123,14 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
-/// Bytes `finish` appends: `,"timestamp":`, up to 20 digits, `}`.
-const FINISH_BYTES: usize = 13 + 20 + 1;
+/// Bytes `finish` appends: `,"timestamp":`, the digits, `}`.
+fn finish_len(ts: &str) -> usize {
+    r#","timestamp":}"#.len() + ts.len()
+}
 
-fn finish(mut out: Vec<u8>) -> Utf8Bytes {
+fn finish(mut out: Vec<u8>, ts: &str) -> Utf8Bytes {
     out.extend_from_slice(b",\"timestamp\":");
-    out.extend_from_slice(itoa::Buffer::new().format(now_secs()).as_bytes());
+    out.extend_from_slice(ts.as_bytes());
     out.push(b'}');
     // Every piece pushed above is valid UTF-8 (escaped strings, validated raw JSON, digits).
     match String::from_utf8(out) {
@@ -131,25 +139,29 @@ fn finish(mut out: Vec<u8>) -> Utf8Bytes {
     }
 }
 
-// Frames are sized exactly up front (unless a string needs escapes): growing the buffer would
+// Frames are sized exactly up front (unless a string needs escapes). Growing the buffer would
 // `realloc`, and glibc's realloc takes its arena lock on every call, which with two workers
-// replying at once became a futex storm on the hot path.
-fn success_len(event: &str, data: Option<&str>) -> usize {
-    r#"{"event":"","code":0,"data":"#.len() + event.len() + data.map_or(0, str::len) + FINISH_BYTES
+// replying at once became a futex storm on the hot path; and a buffer with spare capacity
+// costs `Bytes` a second allocation for its shared header.
+fn success_len(event: &str, data: Option<&str>, ts: &str) -> usize {
+    let data = data.map_or(0, |d| r#","data":"#.len() + d.len());
+    r#"{"event":"","code":0"#.len() + event.len() + data + finish_len(ts)
 }
 
-fn error_len(event: &str, kind: ErrorKind, msg: &str) -> usize {
+fn error_len(event: &str, kind: ErrorKind, msg: &str, ts: &str) -> usize {
     r#"{"event":"","code":-1,"kind":"","errorMsg":"""#.len()
         + event.len()
         + kind.as_str().len()
         + msg.len()
-        + FINISH_BYTES
+        + finish_len(ts)
 }
 
 /// `{"event":E,"code":0,"data":D,"timestamp":T}`. `data` must be valid JSON text (or `None`
 /// to omit it): callers validate guest-supplied JSON before they get here.
 pub fn success_frame(event: &str, data: Option<&str>) -> Utf8Bytes {
-    let mut out = Vec::with_capacity(success_len(event, data));
+    let mut ts = itoa::Buffer::new();
+    let ts = ts.format(now_secs());
+    let mut out = Vec::with_capacity(success_len(event, data, ts));
     out.extend_from_slice(b"{\"event\":");
     push_json_str(&mut out, event);
     out.extend_from_slice(b",\"code\":0");
@@ -157,24 +169,34 @@ pub fn success_frame(event: &str, data: Option<&str>) -> Utf8Bytes {
         out.extend_from_slice(b",\"data\":");
         out.extend_from_slice(d.as_bytes());
     }
-    finish(out)
+    finish(out, ts)
 }
 
 /// `{"event":E,"code":-1,"kind":K,"errorMsg":M,"timestamp":T}`.
 pub fn error_frame(event: &str, kind: ErrorKind, msg: &str) -> Utf8Bytes {
-    let mut out = Vec::with_capacity(error_len(event, kind, msg));
+    let mut ts = itoa::Buffer::new();
+    let ts = ts.format(now_secs());
+    let mut out = Vec::with_capacity(error_len(event, kind, msg, ts));
     out.extend_from_slice(b"{\"event\":");
     push_json_str(&mut out, event);
     out.extend_from_slice(b",\"code\":-1,\"kind\":\"");
     out.extend_from_slice(kind.as_str().as_bytes());
     out.extend_from_slice(b"\",\"errorMsg\":");
     push_json_str(&mut out, msg);
-    finish(out)
+    finish(out, ts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_names_are_borrowed_from_the_frame_unless_escaped() {
+        let (event, _) = parse_client_frame(r#"{"event":"echo","data":1}"#).unwrap();
+        assert!(matches!(event, Cow::Borrowed("echo")));
+        let (event, _) = parse_client_frame(r#"{"event":"a\"b"}"#).unwrap();
+        assert_eq!(event, "a\"b");
+    }
 
     #[test]
     fn parses_event_and_keeps_data_raw() {
@@ -197,12 +219,16 @@ mod tests {
     }
 
     #[test]
-    fn frames_fit_the_buffer_reserved_for_them() {
+    fn frames_are_exactly_the_size_reserved_for_them() {
+        let ts = now_secs().to_string();
         let data = r#"{"seq":1,"text":"hello"}"#;
-        assert!(success_frame("echo", Some(data)).len() <= success_len("echo", Some(data)));
-        assert!(success_frame("ping", None).len() <= success_len("ping", None));
+        assert_eq!(success_frame("echo", Some(data)).len(), success_len("echo", Some(data), &ts));
+        assert_eq!(success_frame("ping", None).len(), success_len("ping", None, &ts));
         let msg = "expected data {id: <tag>}";
-        assert!(error_frame("join", ErrorKind::BadRequest, msg).len() <= error_len("join", ErrorKind::BadRequest, msg));
+        assert_eq!(
+            error_frame("join", ErrorKind::BadRequest, msg).len(),
+            error_len("join", ErrorKind::BadRequest, msg, &ts)
+        );
     }
 
     #[test]
