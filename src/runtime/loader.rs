@@ -75,10 +75,18 @@ pub struct LoadedModule {
     /// `switchyard_reset`, required with `instance = "reuse"`.
     pub reset: Option<ModuleExport>,
     /// Handler exports by name, pre-resolved so a call does no string lookup.
-    pub exports: HashMap<String, ModuleExport>,
+    pub exports: HashMap<String, HandlerExport>,
     /// Idle instances of this version (`instance = "reuse"` only); dropped with the version,
     /// so a hot swap retires them as soon as the last call on the old version ends.
     pub warm: Mutex<Vec<HandlerInstance>>,
+}
+
+/// A handler export: where it is in the module, and its slot in every instance's
+/// [`HandlerInstance::handlers`].
+#[derive(Clone, Copy)]
+pub struct HandlerExport {
+    pub index: ModuleExport,
+    pub slot: usize,
 }
 
 /// An instance with what a call needs of it resolved once: used for one event, or kept
@@ -90,6 +98,10 @@ pub struct HandlerInstance {
     pub alloc: TypedFunc<i32, i32>,
     /// `switchyard_reset`, when the module exports it.
     pub reset: Option<TypedFunc<(), ()>>,
+    /// Handler functions by [`HandlerExport::slot`], type-checked on an instance's first call
+    /// of each: checking means a look into the engine's shared type registry (a lock and a
+    /// reference count), which a warm instance then skips on every later event.
+    pub handlers: Vec<Option<TypedFunc<(i32, i32), i32>>>,
     /// Memory pages right after instantiation: an instance that grew much past them is retired.
     pub initial_pages: u64,
     /// Events this instance has served.
@@ -179,7 +191,9 @@ pub fn load(
                 ));
             }
         }
-        exports.insert((*e).to_string(), module.get_export_index(e).ok_or("export index")?);
+        let index = module.get_export_index(e).ok_or("export index")?;
+        let slot = exports.len();
+        exports.entry((*e).to_string()).or_insert(HandlerExport { index, slot });
     }
 
     // Imports: deny by default.

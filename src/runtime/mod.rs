@@ -19,23 +19,21 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
-use wasmtime::{
-    Engine, InstanceAllocationStrategy, Linker, ModuleExport, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
-};
+use wasmtime::{Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
 
 use crate::config::RuntimeConfig;
 use crate::metrics::Metrics;
 use crate::protocol::ErrorKind;
 use crate::registry::{ClientHandle, Registry};
 use host::HostState;
-use loader::{HandlerInstance, LoadedModule};
+use loader::{HandlerExport, HandlerInstance, LoadedModule};
 use manifest::{InstanceMode, Manifest};
 
 /// One routed event: which module version, which export.
 #[derive(Clone)]
 struct Route {
     module: Arc<LoadedModule>,
-    export: ModuleExport,
+    export: HandlerExport,
 }
 
 /// Everything a hot swap replaces at once.
@@ -573,7 +571,8 @@ async fn instantiate(mut store: Store<HostState>, m: &LoadedModule) -> Result<Ha
     match resolved {
         Ok((instance, memory, alloc, reset)) => {
             let initial_pages = memory.size(&store);
-            Ok(HandlerInstance { store, instance, memory, alloc, reset, initial_pages, events: 0 })
+            let handlers = vec![None; m.exports.len()];
+            Ok(HandlerInstance { store, instance, memory, alloc, reset, handlers, initial_pages, events: 0 })
         }
         Err(e) => Err(classify(&e, store.data())),
     }
@@ -588,12 +587,19 @@ async fn invoke(
     client: &ClientHandle,
 ) -> wasmtime::Result<i32> {
     let store = &mut inst.store;
-    let handler = inst
-        .instance
-        .get_module_export(&mut *store, &route.export)
-        .and_then(|e| e.into_func())
-        .ok_or_else(|| wasmtime::format_err!("no handler export"))?
-        .typed::<(i32, i32), i32>(&*store)?;
+    let slot = inst.handlers.get_mut(route.export.slot).ok_or_else(|| wasmtime::format_err!("no handler slot"))?;
+    let handler = match slot {
+        Some(h) => h.clone(),
+        None => {
+            let h = inst
+                .instance
+                .get_module_export(&mut *store, &route.export.index)
+                .and_then(|e| e.into_func())
+                .ok_or_else(|| wasmtime::format_err!("no handler export"))?
+                .typed::<(i32, i32), i32>(&*store)?;
+            slot.insert(h).clone()
+        }
+    };
 
     let (client_id, user) = (client.id_str.as_bytes(), client.identity.user.as_bytes());
     let fields: [&[u8]; 4] = [event.as_bytes(), data.as_bytes(), client_id, user];
