@@ -1,16 +1,49 @@
 //! Counters for operators, rendered in the Prometheus text format at `GET /metrics`.
 //!
-//! Owns plain atomic counters and gauges. It must never lock or allocate on the paths that
-//! bump them: every hot-path increment is one relaxed atomic add.
+//! Owns the counters and gauges. It must never lock or allocate on the paths that bump them:
+//! an increment is one relaxed atomic add to the current thread's shard of the counter (see
+//! [`crate::shard`]), so workers counting the same event do not pass one cache line back and
+//! forth; reading sums the shards.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crossbeam_utils::CachePadded;
+
+use crate::shard::{self, SHARDS};
+
+/// A counter (or gauge) split in one cache line per thread shard.
+#[derive(Debug, Default)]
+pub struct Counter([CachePadded<AtomicU64>; SHARDS]);
+
+impl Counter {
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0[shard::current()].fetch_add(n, Relaxed);
+    }
+
+    /// For gauges. A shard may wrap below zero (a connection opened on one thread and closed on
+    /// another); the wrapping sum is still the true value.
+    #[inline]
+    pub fn sub(&self, n: u64) {
+        self.0[shard::current()].fetch_sub(n, Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.iter().fold(0u64, |sum, s| sum.wrapping_add(s.load(Relaxed)))
+    }
+}
 
 macro_rules! metrics {
     ($($(#[doc = $doc:literal])* $name:ident : $kind:literal),* $(,)?) => {
         /// Every counter the server keeps. Names are the Prometheus names minus `switchyard_`.
         #[derive(Debug, Default)]
-        pub struct Metrics { $($(#[doc = $doc])* pub $name: AtomicU64,)* }
+        pub struct Metrics { $($(#[doc = $doc])* pub $name: Counter,)* }
 
         impl Metrics {
             /// Prometheus text exposition.
@@ -20,7 +53,7 @@ macro_rules! metrics {
                     let help = concat!($($doc),*).trim();
                     let _ = writeln!(out, "# HELP switchyard_{} {}", stringify!($name), help);
                     let _ = writeln!(out, "# TYPE switchyard_{} {}", stringify!($name), $kind);
-                    let _ = writeln!(out, "switchyard_{} {}", stringify!($name), self.$name.load(Relaxed));
+                    let _ = writeln!(out, "switchyard_{} {}", stringify!($name), self.$name.get());
                 )*
                 out
             }
@@ -75,9 +108,16 @@ metrics! {
     reload_checks_total: "counter",
 }
 
-impl Metrics {
-    #[inline]
-    pub fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Relaxed);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counter_sums_its_shards_and_a_gauge_may_go_down_on_another_thread() {
+        let c = std::sync::Arc::new(Counter::default());
+        c.add(3);
+        let c2 = c.clone();
+        std::thread::spawn(move || c2.sub(1)).join().unwrap();
+        assert_eq!(c.get(), 2);
     }
 }

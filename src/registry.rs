@@ -69,7 +69,7 @@ impl ClientHandle {
         let n = frame.len();
         if self.queued_bytes.fetch_add(n, Relaxed) + n > self.queue_limit {
             self.queued_bytes.fetch_sub(n, Relaxed);
-            Metrics::inc(&self.metrics.slow_consumers_total);
+            self.metrics.slow_consumers_total.inc();
             self.close(close::TRY_AGAIN_LATER);
             return false;
         }
@@ -83,7 +83,7 @@ impl ClientHandle {
         if was_empty && !self.handling.load(SeqCst) {
             self.task.wake();
         }
-        Metrics::inc(&self.metrics.frames_out_total);
+        self.metrics.frames_out_total.inc();
         true
     }
 
@@ -232,8 +232,8 @@ impl Registry {
         for t in &token_tags {
             let _ = self.join(&client, t);
         }
-        Metrics::inc(&self.metrics.connections_total);
-        self.metrics.connections.fetch_add(1, Relaxed);
+        self.metrics.connections_total.inc();
+        self.metrics.connections.inc();
         client
     }
 
@@ -242,7 +242,7 @@ impl Registry {
         if self.clients.remove(&client.id).is_none() {
             return;
         }
-        self.metrics.connections.fetch_sub(1, Relaxed);
+        self.metrics.connections.sub(1);
         self.users.remove_if_mut(&client.identity.user, |_, v| {
             v.retain(|c| c.id != client.id);
             v.is_empty()

@@ -72,25 +72,25 @@ async fn ws_upgrade(
 ) -> Response {
     let metrics = &st.registry.metrics;
     if !origin_allowed(&st.config, &headers) {
-        Metrics::inc(&metrics.origin_rejected_total);
+        metrics.origin_rejected_total.inc();
         return reject(StatusCode::FORBIDDEN, "origin not allowed");
     }
     if st.registry.online_clients() >= st.config.ws.max_connections {
-        Metrics::inc(&metrics.connection_limit_total);
+        metrics.connection_limit_total.inc();
         return reject(StatusCode::SERVICE_UNAVAILABLE, "connection limit reached, retry later");
     }
     let (identity, source) = match auth::extract_token(&headers, query.as_deref()) {
         Some((token, source)) => match st.auth.verify(&token) {
             Ok(id) => (id, Some(source)),
             Err(e) => {
-                Metrics::inc(&metrics.auth_failures_total);
+                metrics.auth_failures_total.inc();
                 tracing::info!(ip = %peer.ip(), "upgrade refused: {e}");
                 return reject(StatusCode::UNAUTHORIZED, e.to_string());
             }
         },
         None if st.auth.anonymous => (Identity::guest(), None),
         None => {
-            Metrics::inc(&metrics.auth_failures_total);
+            metrics.auth_failures_total.inc();
             return reject(
                 StatusCode::UNAUTHORIZED,
                 "missing token: send Authorization: Bearer, ?token=, or the subprotocols [\"switchyard\", <token>]",

@@ -93,7 +93,7 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
                     Some(Ok(m)) => m,
                     Some(Err(e)) => {
                         if is_too_big(&e) {
-                            Metrics::inc(&metrics.oversized_frames_total);
+                            metrics.oversized_frames_total.inc();
                             break End::Close(close::TOO_BIG, "frame too large");
                         }
                         break End::Peer(format!("read error: {e}"));
@@ -103,9 +103,9 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
                 client.touch();
                 match msg {
                     Message::Text(text) => {
-                        Metrics::inc(&metrics.frames_in_total);
+                        metrics.frames_in_total.inc();
                         if let Some(r) = rate.as_mut() && !r.allow() {
-                            Metrics::inc(&metrics.rate_limited_total);
+                            metrics.rate_limited_total.inc();
                             let msg = format!("rate limit exceeded: at most {} frames/s", r.rate);
                             client.send(protocol::error_frame("error", ErrorKind::RateLimited, &msg));
                             break End::Close(close::POLICY, "rate limit exceeded");
@@ -118,7 +118,7 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
                         client.end_handling();
                     }
                     Message::Binary(_) => {
-                        Metrics::inc(&metrics.protocol_errors_total);
+                        metrics.protocol_errors_total.inc();
                         client.send(protocol::error_frame(
                             "error",
                             ErrorKind::BinaryFrame,
@@ -136,7 +136,7 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
             }
             _ = heartbeat.tick() => {
                 if unix_ms().saturating_sub(client.last_seen_ms()) > timeout_ms {
-                    Metrics::inc(&metrics.heartbeat_timeouts_total);
+                    metrics.heartbeat_timeouts_total.inc();
                     break End::Close(close::HEARTBEAT_TIMEOUT, "heartbeat timeout");
                 }
                 if last_ping.elapsed() >= ping_every {
@@ -217,7 +217,7 @@ async fn write_batch(
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(End::Peer(format!("write error: {e}"))),
             Err(_) => {
-                Metrics::inc(&metrics.slow_consumers_total);
+                metrics.slow_consumers_total.inc();
                 Err(End::Close(close::POLICY, "write timeout"))
             }
         },
@@ -237,7 +237,7 @@ async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str) {
     let (event, data) = match protocol::parse_client_frame(text) {
         Ok(f) => f,
         Err(e) => {
-            Metrics::inc(&metrics.protocol_errors_total);
+            metrics.protocol_errors_total.inc();
             client.send(protocol::error_frame("error", e.kind(), &e.to_string()));
             return;
         }
@@ -278,7 +278,7 @@ async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str) {
         _ => match Box::pin(state.runtime.call(client, &event, data)).await {
             Ok(()) => {}
             Err(CallError::UnknownEvent) => {
-                Metrics::inc(&metrics.protocol_errors_total);
+                metrics.protocol_errors_total.inc();
                 let msg = format!("unknown event \"{event}\"");
                 client.send(protocol::error_frame(&event, ErrorKind::UnknownEvent, &msg));
             }

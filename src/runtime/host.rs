@@ -153,7 +153,7 @@ impl HostState {
         if self.sends >= l.max_sends || self.send_bytes + bytes as u64 > l.max_send_bytes {
             if !self.send_limit_hit {
                 self.send_limit_hit = true;
-                Metrics::inc(&self.metrics().send_limit_total);
+                self.metrics().send_limit_total.inc();
                 tracing::warn!(module = %self.module.name, client = %self.client.id_str, "send budget of one call exhausted");
             }
             return Err(ERR_LIMIT);
@@ -164,7 +164,7 @@ impl HostState {
     }
 
     fn deny(&self, what: &str, target: &str) -> i32 {
-        Metrics::inc(&self.metrics().capability_denied_total);
+        self.metrics().capability_denied_total.inc();
         tracing::warn!(module = %self.module.name, client = %self.client.id_str, what, target, "capability denied");
         ERR_DENIED
     }

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crossbeam_utils::CachePadded;
 use sha2::{Digest, Sha256};
 use wasmtime::{
     Engine, ExternType, Instance, InstancePre, Linker, Memory, Module, ModuleExport, Store, TypedFunc, ValType,
@@ -17,6 +18,7 @@ use wasmtime::{
 
 use super::host::{Grant, HostState, IMPORTS, NAMESPACE};
 use super::manifest::{Capability, InstanceMode, ModuleSpec};
+use crate::shard::SHARDS;
 
 /// The ABI-version marker export.
 pub const ABI_MARKER: &str = "switchyard_abi_v1";
@@ -76,9 +78,37 @@ pub struct LoadedModule {
     pub reset: Option<ModuleExport>,
     /// Handler exports by name, pre-resolved so a call does no string lookup.
     pub exports: HashMap<String, HandlerExport>,
-    /// Idle instances of this version (`instance = "reuse"` only); dropped with the version,
-    /// so a hot swap retires them as soon as the last call on the old version ends.
-    pub warm: Mutex<Vec<HandlerInstance>>,
+    /// Idle instances of this version (`instance = "reuse"` only), one pool per thread shard
+    /// so that two workers do not take turns on one lock ([`crate::shard`]); dropped with
+    /// the version, so a hot swap retires them as soon as the last call on the old version ends.
+    pub warm: WarmPool,
+}
+
+/// Idle instances kept for reuse, split per thread shard.
+pub struct WarmPool([CachePadded<Mutex<Vec<HandlerInstance>>>; SHARDS]);
+
+impl Default for WarmPool {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| CachePadded::new(Mutex::new(Vec::new()))))
+    }
+}
+
+impl WarmPool {
+    /// An idle instance: this thread's shard first, then any other.
+    pub fn take(&self) -> Option<HandlerInstance> {
+        let mine = crate::shard::current();
+        (0..SHARDS).find_map(|i| self.0[(mine + i) % SHARDS].lock().ok()?.pop())
+    }
+
+    /// Keeps an instance in this thread's shard, unless `max` are idle there already (then it
+    /// is dropped: retired).
+    pub fn put(&self, inst: HandlerInstance, max: usize) {
+        if let Ok(mut idle) = self.0[crate::shard::current()].lock()
+            && idle.len() < max
+        {
+            idle.push(inst);
+        }
+    }
 }
 
 /// A handler export: where it is in the module, and its slot in every instance's
@@ -245,7 +275,7 @@ pub fn load(
         alloc: module.get_export_index("alloc").ok_or("alloc index")?,
         reset,
         exports,
-        warm: Mutex::new(Vec::new()),
+        warm: WarmPool::default(),
     })
 }
 

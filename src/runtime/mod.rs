@@ -22,7 +22,6 @@ use serde::Serialize;
 use wasmtime::{Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
 
 use crate::config::RuntimeConfig;
-use crate::metrics::Metrics;
 use crate::protocol::ErrorKind;
 use crate::registry::{ClientHandle, Registry};
 use host::HostState;
@@ -263,7 +262,7 @@ impl Runtime {
     fn load_blocking(&self, startup: bool) -> Vec<String> {
         let metrics = &self.registry.metrics;
         if !startup {
-            Metrics::inc(&metrics.reload_checks_total);
+            metrics.reload_checks_total.inc();
         }
         let manifest = match Manifest::load(&self.manifest_path) {
             Ok(m) => m,
@@ -274,7 +273,7 @@ impl Runtime {
                     st.manifest = self.manifest_path.display().to_string();
                     st.manifest_error = Some(msg.clone());
                 }
-                Metrics::inc(&metrics.reload_failures_total);
+                metrics.reload_failures_total.inc();
                 return vec![msg];
             }
         };
@@ -325,7 +324,7 @@ impl Runtime {
                 }
                 Err(msg) => {
                     tracing::error!(module = %name, "module not loaded{}: {msg}", if prev.is_some() { ", previous version keeps serving" } else { "" });
-                    Metrics::inc(&metrics.reload_failures_total);
+                    metrics.reload_failures_total.inc();
                     status.last_error = Some(msg.clone());
                     status.last_error_at = Some(unix_now());
                     errors.push(msg);
@@ -371,7 +370,7 @@ impl Runtime {
             st.modules = statuses;
         }
         if changed && !startup {
-            Metrics::inc(&metrics.reloads_total);
+            metrics.reloads_total.inc();
             tracing::info!("handlers swapped");
         }
         errors
@@ -389,11 +388,11 @@ impl Runtime {
             Some(r) => r.clone(),
             None => return Err(CallError::UnknownEvent),
         };
-        Metrics::inc(&self.registry.metrics.handler_calls_total);
+        self.registry.metrics.handler_calls_total.inc();
         let module = &route.module;
         let reuse = module.spec().instance == InstanceMode::Reuse;
 
-        let warm = if reuse { module.warm.lock().ok().and_then(|mut idle| idle.pop()) } else { None };
+        let warm = if reuse { module.warm.take() } else { None };
         let mut inst = match warm {
             Some(mut w) => {
                 w.store.data_mut().begin_call(client);
@@ -421,7 +420,7 @@ impl Runtime {
             }
             Ok(0) => Ok(()),
             Ok(status) => {
-                Metrics::inc(&self.registry.metrics.handler_failures_total);
+                self.registry.metrics.handler_failures_total.inc();
                 Err(CallError::Failed(status))
             }
             Err(e) => Err(classify(&e, inst.store.data())),
@@ -482,13 +481,13 @@ impl Runtime {
     fn failed(&self, err: CallError, module: &LoadedModule, event: &str, client: &ClientHandle) -> CallError {
         let metrics = &self.registry.metrics;
         match &err {
-            CallError::MemoryLimit => Metrics::inc(&metrics.handler_memory_limit_total),
+            CallError::MemoryLimit => metrics.handler_memory_limit_total.inc(),
             CallError::Timeout => {
-                Metrics::inc(&metrics.handler_timeouts_total);
+                metrics.handler_timeouts_total.inc();
                 module.info.penalize();
             }
-            CallError::Fuel => Metrics::inc(&metrics.handler_timeouts_total),
-            CallError::Trapped(_) => Metrics::inc(&metrics.handler_traps_total),
+            CallError::Fuel => metrics.handler_timeouts_total.inc(),
+            CallError::Trapped(_) => metrics.handler_traps_total.inc(),
             _ => {}
         }
         tracing::warn!(module = %module.name(), event, client = %client.id_str, "{err}");
@@ -498,8 +497,9 @@ impl Runtime {
 
 /// Ticks a penalized module's slow call sleeps after each tick of work.
 const PENALTY_SLEEP_TICKS: u32 = 4;
-/// Idle instances kept per module version with `instance = "reuse"`.
-const REUSE_MAX_IDLE: usize = 32;
+/// Idle instances kept per module version and thread shard with `instance = "reuse"` (a
+/// worker runs one call at a time unless calls yield, so a few cover it).
+const REUSE_MAX_IDLE_PER_SHARD: usize = 4;
 /// Events one reused instance serves before it is replaced by a fresh one.
 const REUSE_MAX_EVENTS: u32 = 100_000;
 /// Wasm pages (64 KiB) a reused instance may grow past its initial memory before it is retired.
@@ -521,13 +521,9 @@ async fn reset_for_reuse(module: &LoadedModule, inst: &mut HandlerInstance) -> b
     inst.events < REUSE_MAX_EVENTS && inst.memory.size(&inst.store) <= inst.initial_pages + REUSE_MAX_GROWTH
 }
 
-/// Keeps a reset instance for a later event, unless [`REUSE_MAX_IDLE`] are parked already.
+/// Keeps a reset instance for a later event, unless its shard of the pool is full.
 fn park(module: &LoadedModule, inst: HandlerInstance) {
-    if let Ok(mut idle) = module.warm.lock()
-        && idle.len() < REUSE_MAX_IDLE
-    {
-        idle.push(inst);
-    }
+    module.warm.put(inst, REUSE_MAX_IDLE_PER_SHARD);
 }
 
 /// What a trap or an instantiation failure means for the caller.
