@@ -384,9 +384,12 @@ impl Runtime {
     /// The hot path: one event, one instance (fresh, or warm for `instance = "reuse"`), one
     /// call. Replies go straight to the client's queue from the host functions.
     pub async fn call(&self, client: &Arc<ClientHandle>, event: &str, data: &str) -> Result<(), CallError> {
-        let route = match self.table.load().routes.get(event) {
-            Some(r) => r.clone(),
-            None => return Err(CallError::UnknownEvent),
+        // The table's guard is held for the call instead of cloning the route: a clone is a
+        // reference count on the module that every worker bumps on every event. (A hot swap
+        // meanwhile is not delayed: arc-swap turns a guard still held into a full reference.)
+        let table = self.table.load();
+        let Some(route) = table.routes.get(event) else {
+            return Err(CallError::UnknownEvent);
         };
         self.registry.metrics.handler_calls_total.inc();
         let module = &route.module;
@@ -411,7 +414,7 @@ impl Runtime {
             let _ = inst.store.set_fuel(fuel);
         }
 
-        let result = invoke(&mut inst, &route, event, data, client).await;
+        let result = invoke(&mut inst, route, event, data, client).await;
         inst.store.data().flush_wasi_output();
         let outcome = match result {
             Ok(0) if inst.store.data().send_limit_hit => {
