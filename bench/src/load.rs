@@ -2,8 +2,8 @@
 //! K requests `{"event":E,"data":{"n":seq}}` in flight and matches replies by `n`.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::net::Ws;
@@ -125,14 +125,20 @@ impl Load {
 
 /// Watches reply versions during a module swap: the driver arms it with the version it just
 /// wrote, workers report every successful reply, the first reply of the new version stamps
-/// `seen_ns`, and old-version replies after that count as `stale`.
+/// the time, and old-version replies after that count as `stale`.
+///
+/// Every arming has its own generation, and a worker judges a reply against the arming it
+/// loaded: a worker still holding the previous arming (expecting the old version) must not
+/// stamp the new one with an old reply, which would count every old reply until the real
+/// switch as stale.
 pub struct SwapWatch {
     pub marker: String,
-    base: Instant,
-    /// 0 = not armed, 1 = expecting v1, 2 = expecting v2.
-    expect: AtomicU8,
-    seen_ns: AtomicU64,
-    seen: AtomicBool,
+    /// `generation << 2 | expected version` (0 = not armed, 1 = v1, 2 = v2).
+    armed: AtomicU64,
+    /// The generation whose first new reply has been seen (0: none yet).
+    seen_gen: AtomicU64,
+    /// `(generation, when)` of that first reply.
+    first: Mutex<(u64, Option<Instant>)>,
     pub stale: Counter,
     pub v1_replies: Counter,
     pub v2_replies: Counter,
@@ -142,42 +148,45 @@ impl SwapWatch {
     pub fn new(marker: &str) -> Self {
         Self {
             marker: marker.to_string(),
-            base: Instant::now(),
-            expect: AtomicU8::new(0),
-            seen_ns: AtomicU64::new(0),
-            seen: AtomicBool::new(false),
+            armed: AtomicU64::new(0),
+            seen_gen: AtomicU64::new(0),
+            first: Mutex::new((0, None)),
             stale: Counter::default(),
             v1_replies: Counter::default(),
             v2_replies: Counter::default(),
         }
     }
     pub fn arm(&self, v2: bool) {
-        self.seen.store(false, Relaxed);
-        self.seen_ns.store(0, Relaxed);
-        self.expect.store(if v2 { 2 } else { 1 }, Relaxed);
+        let generation = (self.armed.load(Acquire) >> 2) + 1;
+        self.armed.store(generation << 2 | if v2 { 2 } else { 1 }, Release);
     }
     /// When the first reply of the armed version was seen.
     pub fn seen_at(&self) -> Option<Instant> {
-        self.seen
-            .load(std::sync::atomic::Ordering::Acquire)
-            .then(|| self.base + Duration::from_nanos(self.seen_ns.load(Relaxed)))
+        let generation = self.armed.load(Acquire) >> 2;
+        let first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        if first.0 == generation { first.1 } else { None }
     }
     fn observe(&self, raw: &str, now: Instant) {
+        self.judge(self.armed.load(Acquire), raw, now);
+    }
+    /// One reply, against the arming `armed` the worker loaded (maybe no longer current).
+    fn judge(&self, armed: u64, raw: &str, now: Instant) {
         let v2 = raw.contains(self.marker.as_str());
         if v2 { &self.v2_replies } else { &self.v1_replies }.add(1);
-        let e = self.expect.load(Relaxed);
-        if e == 0 {
+        let (generation, expect) = (armed >> 2, armed & 3);
+        if expect == 0 {
             return;
         }
-        if (e == 2) == v2 {
-            if !self.seen.load(Relaxed) {
-                let ns = now.saturating_duration_since(self.base).as_nanos() as u64;
-                // First one wins; the stamp is written before `seen` is published.
-                if self.seen_ns.compare_exchange(0, ns.max(1), Relaxed, Relaxed).is_ok() {
-                    self.seen.store(true, std::sync::atomic::Ordering::Release);
+        if (expect == 2) == v2 {
+            if self.seen_gen.load(Acquire) != generation {
+                let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+                // Still the same arming, and nobody stamped it meanwhile.
+                if self.armed.load(Acquire) == armed && first.0 != generation {
+                    *first = (generation, Some(now));
+                    self.seen_gen.store(generation, Release);
                 }
             }
-        } else if self.seen.load(Relaxed) {
+        } else if self.seen_gen.load(Acquire) == generation {
             self.stale.add(1);
         }
     }
@@ -363,5 +372,35 @@ pub async fn echo_worker(ws: Ws, id: usize, ld: Arc<Load>) {
     drop(hist);
     if alive {
         let _ = tokio::time::timeout(Duration::from_secs(2), ws.close()).await;
+    }
+}
+
+#[cfg(test)]
+mod swap_watch_tests {
+    use super::*;
+
+    const V2: &str = r#"{"v":2}"#;
+    const V1: &str = r#"{"v":1}"#;
+
+    #[test]
+    fn an_old_reply_judged_against_the_previous_arming_does_not_stamp_the_new_one() {
+        let sw = SwapWatch::new(r#""v":2"#);
+        let t = Instant::now();
+        sw.arm(false);
+        sw.observe(V1, t);
+        assert!(sw.seen_at().is_some());
+        // A worker loads the arming (v1 expected), then the driver arms for v2, then the
+        // worker judges a v1 reply against what it loaded.
+        let loaded = sw.armed.load(Acquire);
+        sw.arm(true);
+        assert!(sw.seen_at().is_none());
+        sw.judge(loaded, V1, t);
+        assert!(sw.seen_at().is_none(), "an old reply stamped the new version");
+        sw.observe(V1, t);
+        assert_eq!(sw.stale.get(), 0, "nothing is stale before the new version answers");
+        sw.observe(V2, t);
+        assert!(sw.seen_at().is_some());
+        sw.observe(V1, t);
+        assert_eq!(sw.stale.get(), 1);
     }
 }
