@@ -130,7 +130,8 @@ pub struct HandlerInstance {
     pub reset: Option<TypedFunc<(), ()>>,
     /// Handler functions by [`HandlerExport::slot`], type-checked on an instance's first call
     /// of each: checking means a look into the engine's shared type registry (a lock and a
-    /// reference count), which a warm instance then skips on every later event.
+    /// reference count), which a warm instance then skips on every later event. Empty for a
+    /// fresh instance, which has no later event.
     pub handlers: Vec<Option<TypedFunc<(i32, i32), i32>>>,
     /// Memory pages right after instantiation: an instance that grew much past them is retired.
     pub initial_pages: u64,

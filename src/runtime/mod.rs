@@ -570,7 +570,9 @@ async fn instantiate(mut store: Store<HostState>, m: &LoadedModule) -> Result<Ha
     match resolved {
         Ok((instance, memory, alloc, reset)) => {
             let initial_pages = memory.size(&store);
-            let handlers = vec![None; m.exports.len()];
+            // Only an instance that is kept has later calls to cache its handlers for.
+            let kept = m.spec().instance == InstanceMode::Reuse;
+            let handlers = if kept { vec![None; m.exports.len()] } else { Vec::new() };
             Ok(HandlerInstance { store, instance, memory, alloc, reset, handlers, initial_pages, events: 0 })
         }
         Err(e) => Err(classify(&e, store.data())),
@@ -586,17 +588,19 @@ async fn invoke(
     client: &ClientHandle,
 ) -> wasmtime::Result<i32> {
     let store = &mut inst.store;
-    let slot = inst.handlers.get_mut(route.export.slot).ok_or_else(|| wasmtime::format_err!("no handler slot"))?;
-    let handler = match slot {
-        Some(h) => h.clone(),
-        None => {
+    let handler = match inst.handlers.get_mut(route.export.slot) {
+        Some(Some(h)) => h.clone(),
+        slot => {
             let h = inst
                 .instance
                 .get_module_export(&mut *store, &route.export.index)
                 .and_then(|e| e.into_func())
                 .ok_or_else(|| wasmtime::format_err!("no handler export"))?
                 .typed::<(i32, i32), i32>(&*store)?;
-            slot.insert(h).clone()
+            if let Some(slot) = slot {
+                *slot = Some(h.clone());
+            }
+            h
         }
     };
 
