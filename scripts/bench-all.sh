@@ -206,7 +206,9 @@ run() {
   local probe
   probe=$("$B" memprobe --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["mem_probe"]["ns_per_load"])' 2>/dev/null || echo null)
   echo
-  echo "=== $label ($server)${ROUND:+, round $ROUND of $ROUNDS}; memory latency $probe ns"
+  local round=""
+  [ -n "${ROUND:-}" ] && ((ROUNDS > 1)) && round=", round $ROUND of $ROUNDS"
+  echo "=== $label ($server)$round; memory latency $probe ns"
   local res rc=0 c0 c1
   c0=$(cpu_ticks "$PID")
   ${PIN_BENCH:+taskset -c $PIN_BENCH} "$B" "$@" "${target_args[@]}" --server-pid "$PID" --json >"$work/out.txt" 2>"$work/err.txt" || rc=$?
@@ -232,18 +234,6 @@ run() {
   return 0
 }
 
-# each LABEL MANIFEST BENCH-ARGS...: a fresh server per target, switchyard then axum then node
-# (SERVERS overrides the list; the echo scenarios add "fresh": switchyard, instance = "fresh").
-each() {
-  local label=$1 manifest=$2; shift 2
-  local s
-  for s in ${SERVERS:-switchyard axum node}; do
-    start "$s" "$manifest"
-    run "$label" "$s" "$@"
-    stop
-  done
-}
-
 # rounds LABEL "SERVERS" MANIFEST BENCH-ARGS...: ROUNDS rounds, each server once per round on a
 # fresh process, the order rotated by one each round so no server always follows the same one.
 rounds() {
@@ -259,6 +249,13 @@ rounds() {
       stop
     done
   done
+}
+
+# each LABEL MANIFEST BENCH-ARGS...: one round against switchyard, axum and node.
+each() {
+  local label=$1 manifest=$2
+  shift 2
+  ROUNDS=1 rounds "$label" "switchyard axum node" "$manifest" "$@"
 }
 
 note "results -> $out (run $run_id); servers log to $work"

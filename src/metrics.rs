@@ -19,12 +19,7 @@ pub struct Counter([CachePadded<AtomicU64>; SHARDS]);
 impl Counter {
     #[inline]
     pub fn inc(&self) {
-        self.add(1);
-    }
-
-    #[inline]
-    pub fn add(&self, n: u64) {
-        self.0[shard::current()].fetch_add(n, Relaxed);
+        self.0[shard::current()].fetch_add(1, Relaxed);
     }
 
     /// For gauges. A shard may wrap below zero (a connection opened on one thread and closed on
@@ -115,7 +110,7 @@ mod tests {
     #[test]
     fn a_counter_sums_its_shards_and_a_gauge_may_go_down_on_another_thread() {
         let c = std::sync::Arc::new(Counter::default());
-        c.add(3);
+        (0..3).for_each(|_| c.inc());
         let c2 = c.clone();
         std::thread::spawn(move || c2.sub(1)).join().unwrap();
         assert_eq!(c.get(), 2);

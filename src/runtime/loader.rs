@@ -94,17 +94,21 @@ impl Default for WarmPool {
 }
 
 impl WarmPool {
+    /// Idle instances kept per thread shard (a worker runs one call at a time unless calls
+    /// yield, so a few cover it).
+    const MAX_IDLE_PER_SHARD: usize = 4;
+
     /// An idle instance: this thread's shard first, then any other.
     pub fn take(&self) -> Option<HandlerInstance> {
         let mine = crate::shard::current();
         (0..SHARDS).find_map(|i| self.0[(mine + i) % SHARDS].lock().ok()?.pop())
     }
 
-    /// Keeps an instance in this thread's shard, unless `max` are idle there already (then it
-    /// is dropped: retired).
-    pub fn put(&self, inst: HandlerInstance, max: usize) {
+    /// Keeps an instance in this thread's shard, unless [`WarmPool::MAX_IDLE_PER_SHARD`] are
+    /// idle there already (then it is dropped: retired).
+    pub fn put(&self, inst: HandlerInstance) {
         if let Ok(mut idle) = self.0[crate::shard::current()].lock()
-            && idle.len() < max
+            && idle.len() < Self::MAX_IDLE_PER_SHARD
         {
             idle.push(inst);
         }

@@ -430,7 +430,7 @@ impl Runtime {
         };
         // A trapped, interrupted or limited instance is never reused: its state is suspect.
         if reuse && matches!(outcome, Ok(()) | Err(CallError::Failed(_))) && reset_for_reuse(module, &mut inst).await {
-            park(module, inst);
+            module.warm.put(inst);
         }
         outcome.map_err(|err| self.failed(err, module, event, client))
     }
@@ -500,9 +500,6 @@ impl Runtime {
 
 /// Ticks a penalized module's slow call sleeps after each tick of work.
 const PENALTY_SLEEP_TICKS: u32 = 4;
-/// Idle instances kept per module version and thread shard with `instance = "reuse"` (a
-/// worker runs one call at a time unless calls yield, so a few cover it).
-const REUSE_MAX_IDLE_PER_SHARD: usize = 4;
 /// Events one reused instance serves before it is replaced by a fresh one.
 const REUSE_MAX_EVENTS: u32 = 100_000;
 /// Wasm pages (64 KiB) a reused instance may grow past its initial memory before it is retired.
@@ -522,11 +519,6 @@ async fn reset_for_reuse(module: &LoadedModule, inst: &mut HandlerInstance) -> b
     }
     inst.store.data_mut().slow_permit = None;
     inst.events < REUSE_MAX_EVENTS && inst.memory.size(&inst.store) <= inst.initial_pages + REUSE_MAX_GROWTH
-}
-
-/// Keeps a reset instance for a later event, unless its shard of the pool is full.
-fn park(module: &LoadedModule, inst: HandlerInstance) {
-    module.warm.put(inst, REUSE_MAX_IDLE_PER_SHARD);
 }
 
 /// What a trap or an instantiation failure means for the caller.
