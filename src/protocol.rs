@@ -123,13 +123,23 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
-/// Bytes `finish` appends: `,"timestamp":`, the digits, `}`.
+// The fixed parts of a frame, shared by the writers and the size computations below.
+const EVENT_KEY: &str = r#"{"event":"#;
+const CODE_OK_KEY: &str = r#","code":0"#;
+const DATA_KEY: &str = r#","data":"#;
+const CODE_ERR_KIND_KEY: &str = r#","code":-1,"kind":""#;
+const ERROR_MSG_KEY: &str = r#"","errorMsg":"#;
+const TIMESTAMP_KEY: &str = r#","timestamp":"#;
+/// The quotes around a JSON string without escapes.
+const QUOTES: usize = 2;
+
+/// Bytes `finish` appends: the timestamp key, the digits, `}`.
 fn finish_len(ts: &str) -> usize {
-    r#","timestamp":}"#.len() + ts.len()
+    TIMESTAMP_KEY.len() + ts.len() + 1
 }
 
 fn finish(mut out: Vec<u8>, ts: &str) -> Utf8Bytes {
-    out.extend_from_slice(b",\"timestamp\":");
+    out.extend_from_slice(TIMESTAMP_KEY.as_bytes());
     out.extend_from_slice(ts.as_bytes());
     out.push(b'}');
     // Every piece pushed above is valid UTF-8 (escaped strings, validated raw JSON, digits).
@@ -144,14 +154,18 @@ fn finish(mut out: Vec<u8>, ts: &str) -> Utf8Bytes {
 // replying at once became a futex storm on the hot path; and a buffer with spare capacity
 // costs `Bytes` a second allocation for its shared header.
 fn success_len(event: &str, data: Option<&str>, ts: &str) -> usize {
-    let data = data.map_or(0, |d| r#","data":"#.len() + d.len());
-    r#"{"event":"","code":0"#.len() + event.len() + data + finish_len(ts)
+    let data = data.map_or(0, |d| DATA_KEY.len() + d.len());
+    EVENT_KEY.len() + QUOTES + event.len() + CODE_OK_KEY.len() + data + finish_len(ts)
 }
 
 fn error_len(event: &str, kind: ErrorKind, msg: &str, ts: &str) -> usize {
-    r#"{"event":"","code":-1,"kind":"","errorMsg":"""#.len()
+    EVENT_KEY.len()
+        + QUOTES
         + event.len()
+        + CODE_ERR_KIND_KEY.len()
         + kind.as_str().len()
+        + ERROR_MSG_KEY.len()
+        + QUOTES
         + msg.len()
         + finish_len(ts)
 }
@@ -162,11 +176,11 @@ pub fn success_frame(event: &str, data: Option<&str>) -> Utf8Bytes {
     let mut ts = itoa::Buffer::new();
     let ts = ts.format(now_secs());
     let mut out = Vec::with_capacity(success_len(event, data, ts));
-    out.extend_from_slice(b"{\"event\":");
+    out.extend_from_slice(EVENT_KEY.as_bytes());
     push_json_str(&mut out, event);
-    out.extend_from_slice(b",\"code\":0");
+    out.extend_from_slice(CODE_OK_KEY.as_bytes());
     if let Some(d) = data {
-        out.extend_from_slice(b",\"data\":");
+        out.extend_from_slice(DATA_KEY.as_bytes());
         out.extend_from_slice(d.as_bytes());
     }
     finish(out, ts)
@@ -177,11 +191,11 @@ pub fn error_frame(event: &str, kind: ErrorKind, msg: &str) -> Utf8Bytes {
     let mut ts = itoa::Buffer::new();
     let ts = ts.format(now_secs());
     let mut out = Vec::with_capacity(error_len(event, kind, msg, ts));
-    out.extend_from_slice(b"{\"event\":");
+    out.extend_from_slice(EVENT_KEY.as_bytes());
     push_json_str(&mut out, event);
-    out.extend_from_slice(b",\"code\":-1,\"kind\":\"");
+    out.extend_from_slice(CODE_ERR_KIND_KEY.as_bytes());
     out.extend_from_slice(kind.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"errorMsg\":");
+    out.extend_from_slice(ERROR_MSG_KEY.as_bytes());
     push_json_str(&mut out, msg);
     finish(out, ts)
 }
