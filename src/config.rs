@@ -101,7 +101,8 @@ pub struct RuntimeConfig {
     pub watch: bool,
     /// Debounce for file changes, milliseconds.
     pub watch_debounce_ms: u64,
-    /// Period of the engine-wide epoch ticker that enforces call deadlines, microseconds.
+    /// Period of the engine-wide epoch ticker that enforces call deadlines, microseconds,
+    /// while a call is slow; otherwise it ticks 16 times slower (see `runtime::ticker`).
     pub epoch_tick_us: u64,
     /// Handler instances that may exist at once (pooling allocator slots).
     pub max_instances: u32,

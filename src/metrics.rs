@@ -101,6 +101,9 @@ metrics! {
     reload_failures_total: "counter",
     /// Reloads started (by a file change or `POST /admin/reload`), whatever they found.
     reload_checks_total: "counter",
+    /// Epoch ticks (the handler-deadline clock): one per 4 ms at rest, one per
+    /// `runtime.epoch_tick_us` while a handler call is slow.
+    epoch_ticks_total: "counter",
 }
 
 #[cfg(test)]

@@ -9,11 +9,11 @@
 pub mod host;
 pub mod loader;
 pub mod manifest;
+mod ticker;
 mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ use crate::registry::{ClientHandle, Registry};
 use host::HostState;
 use loader::{HandlerExport, HandlerInstance, LoadedModule};
 use manifest::{InstanceMode, Manifest};
+use ticker::Ticker;
 
 /// One routed event: which module version, which export.
 #[derive(Clone)]
@@ -120,10 +121,8 @@ pub struct Runtime {
     fuel: bool,
     /// Permits for calls running past their first epoch tick (see `call`).
     slow_lane: Arc<tokio::sync::Semaphore>,
-    /// The epoch ticker's period.
-    tick: Duration,
-    /// Unix ms after which the epoch ticker thread exits (`u64::MAX` while serving).
-    stop_after_ms: Arc<AtomicU64>,
+    /// The epoch ticker: deadlines and the slow lane's time slices.
+    ticker: Arc<Ticker>,
     stop_signal: tokio::sync::watch::Sender<bool>,
 }
 
@@ -172,16 +171,11 @@ impl Runtime {
             s.wasi.as_mut().expect("WASI context exists for every module linked with WASI")
         })?;
 
-        let stop = Arc::new(AtomicU64::new(u64::MAX));
-        {
-            let (engine, stop, tick) = (engine.clone(), stop.clone(), Duration::from_micros(cfg.epoch_tick_us.max(50)));
-            std::thread::Builder::new().name("switchyard-epoch".into()).spawn(move || {
-                while crate::registry::unix_ms() < stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(tick);
-                    engine.increment_epoch();
-                }
-            })?;
-        }
+        let ticker = Arc::new(Ticker::spawn(
+            engine.clone(),
+            Duration::from_micros(cfg.epoch_tick_us.max(50)),
+            registry.clone(),
+        )?);
 
         let rt = Arc::new(Self {
             engine,
@@ -194,8 +188,7 @@ impl Runtime {
             manifest_path: cfg.manifest.clone(),
             fuel: cfg.fuel,
             slow_lane: Arc::new(tokio::sync::Semaphore::new(cfg.slow_lane.max(1))),
-            tick: Duration::from_micros(cfg.epoch_tick_us.max(50)),
-            stop_after_ms: stop,
+            ticker,
             stop_signal: tokio::sync::watch::channel(false).0,
         });
         let errors = rt.load_blocking(true);
@@ -215,7 +208,7 @@ impl Runtime {
     pub fn stop(&self) {
         let longest = self.table.load().modules.values().map(|m| m.spec().limits.timeout_ms).max().unwrap_or(0);
         let until = crate::registry::unix_ms() + longest + 1000;
-        self.stop_after_ms.store(until, Ordering::Relaxed);
+        self.ticker.stop_after(until);
         self.stop_signal.send_replace(true);
     }
 
@@ -444,9 +437,9 @@ impl Runtime {
         // second tick is slow: from then on it must hold a "slow lane" permit and it pauses one
         // tick after every tick of work, so slow or hostile calls share at most half of
         // `slow_lane` cores and the rest keep serving fast events. At its deadline the call is
-        // stopped.
+        // stopped. While no call is slow the ticker rests (see `ticker`); a slow one wakes it.
         let lane = self.slow_lane.clone();
-        let tick = self.tick;
+        let ticker = self.ticker.clone();
         store.epoch_deadline_callback(move |mut ctx| {
             if std::time::Instant::now() >= ctx.data().deadline {
                 return Ok(UpdateDeadline::Interrupt);
@@ -456,9 +449,12 @@ impl Runtime {
             // tick: it sleeps PENALTY_SLEEP_TICKS ticks after every tick of work.
             let penalized = ctx.data().module.penalized();
             // A fast call that merely straddles one tick boundary is not slow: let it finish.
+            // (Nor is one the OS preempted across ticks: it sees them as one, on resuming.)
             if ctx.data().ticks == 1 && !penalized {
                 return Ok(UpdateDeadline::Continue(1));
             }
+            ticker.hurry();
+            let tick = ticker.tick();
             if ctx.data().slow_permit.is_some() {
                 // Sleep one tick between ticks of work: a slow call gets at most about half of
                 // one core, whatever it does (a penalized one, a fifth).

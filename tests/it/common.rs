@@ -145,6 +145,16 @@ impl TestServer {
         self.api(reqwest::Method::GET, path, None).await
     }
 
+    /// One counter from `/metrics`, by its name without the `switchyard_` prefix.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let m = reqwest::get(self.url("/metrics")).await.unwrap().text().await.unwrap();
+        let prefix = format!("switchyard_{name} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics:\n{m}"))
+    }
+
     /// Replaces a file beside the manifest atomically (write + rename), as operators should.
     pub fn replace_file(&self, name: &str, body: &[u8]) {
         let tmp = self.dir.path().join(format!(".{name}.tmp"));

@@ -204,29 +204,18 @@ async fn hot_swap_under_load(s: TestServer) {
 #[tokio::test]
 async fn an_idle_server_does_not_reload_until_a_file_changes() {
     let s = TestServer::start().await;
-    let checks = |m: &str| {
-        m.lines()
-            .find_map(|l| l.strip_prefix("switchyard_reload_checks_total "))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .expect("reload_checks_total in /metrics")
-    };
     // Reloading reads the files; reading must not count as a change (no reload loop).
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let m = reqwest::get(s.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert_eq!(checks(&m), 0, "{m}");
+    assert_eq!(s.metric("reload_checks_total").await, 0);
     s.replace_file("echo.wat", wat("echo_v2.wat").as_bytes());
     let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        let m = reqwest::get(s.url("/metrics")).await.unwrap().text().await.unwrap();
-        if checks(&m) >= 1 {
-            break;
-        }
+    while s.metric("reload_checks_total").await < 1 {
         assert!(tokio::time::Instant::now() < deadline, "the change was never seen");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let m = reqwest::get(s.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(checks(&m) <= 2, "one write, at most a couple of reloads, not a loop: {m}");
+    let checks = s.metric("reload_checks_total").await;
+    assert!(checks <= 2, "one write, at most a couple of reloads, not a loop: {checks}");
 }
 
 #[tokio::test]

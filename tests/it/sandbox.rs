@@ -2,6 +2,8 @@
 //! and never slow, crash or see past the host: another client's ping and echo are answered
 //! while each attack runs.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::common::*;
@@ -69,6 +71,29 @@ async fn an_infinite_loop_ends_at_the_deadline_with_handler_timeout() {
     assert_eq!(r["errorMsg"], "handler timeout");
     let m = reqwest::get(s.url("/metrics")).await.unwrap().text().await.unwrap();
     assert!(m.contains("switchyard_handler_timeouts_total 1"), "{m}");
+}
+
+#[tokio::test]
+async fn an_idle_server_rests_its_epoch_ticker() {
+    let s = hostile_server().await;
+    let before = s.metric("epoch_ticks_total").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ticks = s.metric("epoch_ticks_total").await - before;
+    // At rest: one tick per 4 ms (250 a second), not one per 250 µs (4,000).
+    assert!(ticks <= 600, "{ticks} ticks in an idle second");
+}
+
+#[tokio::test]
+async fn a_spinning_call_wakes_the_epoch_ticker_to_full_rate() {
+    let s = hostile_server().await;
+    let before = s.metric("epoch_ticks_total").await;
+    let t0 = std::time::Instant::now();
+    assert_eq!(attack(&s, "spin").await["kind"], "handler_timeout");
+    // The ticker keeps its full rate for a second after the last slow tick.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ticks = s.metric("epoch_ticks_total").await - before;
+    let at_rest = t0.elapsed().as_millis() as u64 / 4;
+    assert!(ticks > 2 * at_rest, "{ticks} ticks, against {at_rest} at rest");
 }
 
 #[tokio::test]
