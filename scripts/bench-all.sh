@@ -7,7 +7,7 @@
 #
 #   scripts/bench-all.sh                      # everything
 #   SKIP_BUILD=1 scripts/bench-all.sh         # reuse the binaries already built
-#   ONLY="echo hostile" scripts/bench-all.sh  # some groups: echo pinned lang fanout idle churn swap hostile
+#   ONLY="echo hostile" scripts/bench-all.sh  # some groups: echo turns pinned lang fanout idle churn swap hostile
 #   DUR=5 scripts/bench-all.sh                # shorter measured windows (default 10 s)
 #   ROUNDS=5 scripts/bench-all.sh             # more interleaved rounds of the echo scenarios (default 3)
 #
@@ -25,7 +25,11 @@
 # scenario failed to run (the summary still prints), 0 otherwise: a MISSED target is a
 # finding, not a failure.
 #
-# Environment: DUR, WARMUP (2), ROUNDS (3), FANOUT_M (100), IDLE_N (10000), IDLE_HOLD (10), SWAPS (100),
+# The `turns` group measures the same echo loads with all four servers up at once, loaded in
+# turns of TURN_WINDOW seconds (switchyard-bench alternate): every server meets the same host
+# conditions, and each ratio is also taken per cycle of turns, seconds apart.
+#
+# Environment: DUR, WARMUP (2), ROUNDS (3), TURN_WINDOW (2), TURN_DUR (40), TURN_WARMUP (24), FANOUT_M (100), IDLE_N (10000), IDLE_HOLD (10), SWAPS (100),
 # SWAP_INTERVAL_MS (300), HOSTILE_ATTACKERS (4), HOSTILE_DUR (20: alternating 1 s baseline / attack windows),
 # PEER_TARGET_DIR (bench/target: cargo target dir of the axum peer, kept apart from ./target so
 # the two builds never wait on each other's lock), SKIP_BUILD, ONLY.
@@ -43,9 +47,12 @@ SWAP_INTERVAL_MS=${SWAP_INTERVAL_MS:-300}
 HOSTILE_ATTACKERS=${HOSTILE_ATTACKERS:-4}
 HOSTILE_DUR=${HOSTILE_DUR:-20}
 ROUNDS=${ROUNDS:-3}
+TURN_WINDOW=${TURN_WINDOW:-2}
+TURN_DUR=${TURN_DUR:-40}
+TURN_WARMUP=${TURN_WARMUP:-24}
 PEER_TARGET_DIR=${PEER_TARGET_DIR:-$root/bench/target}
 SKIP_BUILD=${SKIP_BUILD:-0}
-ONLY=${ONLY:-echo pinned lang fanout idle churn swap hostile}
+ONLY=${ONLY:-echo turns pinned lang fanout idle churn swap hostile}
 
 SY=$root/target/release/switchyard
 B=$root/target/release/switchyard-bench
@@ -269,6 +276,30 @@ if want echo; then
   rounds echo_1000x1 "switchyard fresh axum node" handlers/switchyard.toml echo -c 1000 -k 1 -d "$DUR" --warmup "$WARMUP"
 fi
 
+if want turns; then
+  # All four servers up at once; the generator loads one per TURN_WINDOW window, in turns, each
+  # keeping its connections (the first 250 ms of a turn are not counted). TURN_WARMUP gives
+  # every server several turns before measuring (Node's JIT needs seconds of load).
+  declare -A turn_pid
+  for t in echo_turns_10x8:10:8 echo_turns_1000x1:1000:1; do
+    IFS=: read -r label c k <<<"$t"
+    vs=()
+    for s in node axum fresh; do
+      start "$s"
+      vs+=(--vs "$s=$([ "$s" = fresh ] && echo switchyard || echo "$s"),ws://127.0.0.1:$PORT/ws,$PID")
+      turn_pid[$s]=$PID
+    done
+    start switchyard
+    run "$label" switchyard alternate --name switchyard "${vs[@]}" -c "$c" -k "$k" \
+      --window "$TURN_WINDOW" -d "$TURN_DUR" --warmup "$TURN_WARMUP"
+    stop
+    for s in node axum fresh; do
+      PID=${turn_pid[$s]}
+      stop
+    done
+  done
+fi
+
 if want pinned; then
   # The same 1000x1 echo with the server on CPU 0 and the generator on CPU 1: one core each, so
   # the ratio is per-core efficiency (Node is single-threaded; unpinned, the others also use
@@ -454,6 +485,44 @@ if any(v is not None for v in idle.values()):
 ch = tri("churn new conns/s", "churn", at("connections_per_s"))
 tri("churn connect p99 µs", "churn", at("connect_latency", "p99_us"))
 
+# Echo with the four servers up at once, loaded in turns (one result row per load).
+turn_names = ("switchyard", "fresh", "axum", "node")
+turns = {}
+for lab, nm in (("echo_turns_10x8", "10x8"), ("echo_turns_1000x1", "1000x1")):
+    r = one(lab, "switchyard")
+    if r and r.get("servers"):
+        turns[nm] = {x["name"]: x for x in r["servers"]}
+
+def turn_ratio(sv, a, b):
+    """(overall, per-cycle list) of a's msgs/s over b's, servers loaded in turns."""
+    if a not in sv or b not in sv:
+        return None, []
+    ov = ratio(num(sv[a].get("throughput_msgs_s")), num(sv[b].get("throughput_msgs_s")))
+    x, y = sv[a].get("per_window_msgs_s") or [], sv[b].get("per_window_msgs_s") or []
+    return ov, [p / q for p, q in zip(x, y) if p and q]
+
+def tspread(ov, pc):
+    if ov is None:
+        return "-"
+    return f"{ov:.3f}x" + (f" (per cycle {min(pc):.3f}-{max(pc):.3f}, {len(pc)} cycles)" if pc else "")
+
+if turns:
+    print("\nEcho with all four servers up at once, loaded in turns (switchyard-bench alternate): "
+          "the same host conditions for every server; ratios overall and per cycle of turns.")
+    print("\n| echo, servers in turns | switchyard | fresh | axum | node | sy/axum | sy/node | fresh/axum | fresh/node |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for nm, sv in turns.items():
+        g = lambda s, *path: at(*path)(sv[s]) if s in sv else None
+        for what, path in (("msgs/s", ("throughput_msgs_s",)), ("p99 µs", ("latency", "p99_us")),
+                           ("server CPU µs/msg", ("server_cpu_us_per_msg",))):
+            cells = " | ".join(fmt(g(s, *path)) for s in turn_names)
+            rs = " | ".join(rx(ratio(g(a, *path), g(b, *path))) for a, b in
+                            (("switchyard", "axum"), ("switchyard", "node"), ("fresh", "axum"), ("fresh", "node")))
+            print(f"| {nm} {what} | {cells} | {rs} |")
+        r = one("echo_turns_" + nm, "switchyard")
+        gen = num(r.get("generator_cpu_us_per_msg")) if r else None
+        print(f"| {nm} generator CPU µs/msg, errors | {fmt(gen)} (all servers) | | | | errors {fmt(errs('echo_turns_' + nm, 'switchyard'))} | | | |")
+
 langs = [l for l in ("rust", "c", "zig", "assemblyscript") if ("echo_10x8_" + l, "switchyard") in res]
 if langs:
     base = get("echo_10x8_rust", "switchyard", "throughput_msgs_s")
@@ -502,6 +571,11 @@ for nm, e in (("10x8", e1), ("10x8, instance = fresh", e1r), ("1000x1", e2), ("1
         verdict(f"echo {nm} >= 1.5x node", median(rn) >= 1.5 if rn else None, rspread(rn))
     else:
         verdict(f"echo {nm} vs axum / node", None, "-")
+for nm, sv in turns.items():
+    for who, fresh in (("", "switchyard"), (", instance = fresh", "fresh")):
+        for peer, want in (("axum", 0.85), ("node", 1.5)):
+            ov, pc = turn_ratio(sv, fresh, peer)
+            verdict(f"echo {nm}{who} >= {want}x {peer} (servers in turns)", None if ov is None else ov >= want, tspread(ov, pc))
 if fo and fo["node"]:
     verdict("fanout 5000 >= 1.5x node deliveries/s", median(fo["node"]) >= 1.5, rspread(fo["node"]))
 else:

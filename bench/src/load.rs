@@ -25,6 +25,11 @@ pub struct Load {
     /// and attack (phase 1) from `measure_start`; the first `ALT_GUARD` of each window counts
     /// for neither (attack calls still finishing, or attackers starting).
     pub alternate: Option<Duration>,
+    /// Several servers loaded in turn (`switchyard-bench alternate`): this load only sends in
+    /// its own windows and counts only their replies (after `ALT_GUARD`).
+    pub rotation: Option<Rotation>,
+    /// In a rotation: counted replies per window index (summed from the workers at their end).
+    pub per_window: Mutex<Vec<u64>>,
     /// End of the measured window, as nanoseconds after `base`; movable (swap ends early).
     end_ns: AtomicU64,
     /// After the end, outstanding replies are awaited this long, then counted missing.
@@ -52,6 +57,8 @@ impl Load {
             measure_start: base + warmup,
             split: None,
             alternate: None,
+            rotation: None,
+            per_window: Mutex::new(Vec::new()),
             end_ns: AtomicU64::new((warmup + duration).as_nanos() as u64),
             drain: Duration::from_secs(3),
             req_timeout: Duration::from_secs(10),
@@ -71,8 +78,21 @@ impl Load {
     pub fn set_end(&self, t: Instant) {
         self.end_ns.store(t.saturating_duration_since(self.base).as_nanos() as u64, Relaxed);
     }
-    /// Which phase a reply at `now` counts for; `None` in an alternation guard band.
+    /// Makes this load one of `rot.of` taking turns from `base` (shared by all of them): the
+    /// warmup and the measured window keep their lengths, from the new base.
+    pub fn rotate(&mut self, base: Instant, rot: Rotation) {
+        self.measure_start = base + (self.measure_start - self.base);
+        self.base = base;
+        self.rotation = Some(rot);
+    }
+
+    /// Which phase a reply at `now` counts for; `None` in an alternation guard band (or, in a
+    /// rotation, outside this load's own windows).
     pub fn phase(&self, now: Instant) -> Option<usize> {
+        if let Some(rot) = self.rotation {
+            let (k, off) = rot.at(now.saturating_duration_since(self.base));
+            return (rot.mine(k) && off >= ALT_GUARD).then_some(0);
+        }
         if let Some(period) = self.alternate {
             let t = now.saturating_duration_since(self.measure_start).as_nanos();
             let (k, off) = (t / period.as_nanos(), t % period.as_nanos());
@@ -99,9 +119,47 @@ impl Load {
         }
     }
 
+    /// Whether this load may send at `now` (in a rotation: only in its own windows).
+    pub fn may_send(&self, now: Instant) -> bool {
+        self.rotation.is_none_or(|rot| rot.mine(rot.at(now.saturating_duration_since(self.base)).0))
+    }
+
+    /// In a rotation, the start of this load's next window after `now`; otherwise never.
+    fn next_turn(&self, now: Instant) -> Option<Instant> {
+        let rot = self.rotation?;
+        let (mut k, _) = rot.at(now.saturating_duration_since(self.base));
+        k += 1;
+        while !rot.mine(k) {
+            k += 1;
+        }
+        Some(self.base + rot.period * k as u32)
+    }
+
+    /// Index of the rotation window at `now` (0 without a rotation).
+    pub fn window_index(&self, now: Instant) -> usize {
+        self.rotation.map_or(0, |rot| rot.at(now.saturating_duration_since(self.base)).0 as usize)
+    }
+
     /// Length of the measured window of phase `p` (0 = before split / whole window).
     pub fn window(&self, p: usize) -> Duration {
         let end = self.end();
+        if let Some(rot) = self.rotation {
+            // The counted part of every window of this load inside the measured window.
+            let mut sum = Duration::ZERO;
+            let mut k = 0u64;
+            loop {
+                let at = self.base + rot.period * k as u32;
+                if at >= end {
+                    return sum;
+                }
+                let from = (at + ALT_GUARD).max(self.measure_start);
+                let stop = (at + rot.period).min(end);
+                if rot.mine(k) && from < stop {
+                    sum += stop - from;
+                }
+                k += 1;
+            }
+        }
         if let Some(period) = self.alternate {
             // Sum the counted part of every window of phase p.
             let (mut at, mut k, mut sum) = (self.measure_start, 0usize, Duration::ZERO);
@@ -120,6 +178,27 @@ impl Load {
             (Some(s), 0) => s.saturating_duration_since(self.measure_start),
             (Some(s), _) => end.saturating_duration_since(s),
         }
+    }
+}
+
+/// A turn in a rotation: windows of `period` from the loads' shared base, window `k` belonging
+/// to load `k % of`.
+#[derive(Clone, Copy, Debug)]
+pub struct Rotation {
+    pub period: Duration,
+    pub me: usize,
+    pub of: usize,
+}
+
+impl Rotation {
+    /// (window index, offset into it) of a time since the base.
+    fn at(self, since_base: Duration) -> (u64, Duration) {
+        let p = self.period.as_nanos().max(1);
+        let t = since_base.as_nanos();
+        ((t / p) as u64, Duration::from_nanos((t % p) as u64))
+    }
+    fn mine(self, k: u64) -> bool {
+        k % self.of as u64 == self.me as u64
     }
 }
 
@@ -218,7 +297,10 @@ impl Load {
     /// timeout, or the end of the window (after it, of the drain), whichever comes first.
     fn deadline(&self, oldest: Option<Instant>, now: Instant) -> Instant {
         let end = self.end();
-        let stop = if now >= end { end + self.drain } else { end };
+        let mut stop = if now >= end { end + self.drain } else { end };
+        if let Some(turn) = self.next_turn(now) {
+            stop = stop.min(turn);
+        }
         oldest.map_or(stop, |t| (t + self.req_timeout).min(stop)).max(now)
     }
 }
@@ -228,13 +310,16 @@ pub async fn echo_worker(ws: Ws, id: usize, ld: Arc<Load>) {
     let mut ws = RawWs::from_ws(ws, (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut hist = [LocalHist::new(&ld.hists[0], id), LocalHist::new(&ld.hists[1], id)];
     let mut ok = [0u64; 2];
+    let mut per_window: Vec<u64> = Vec::new();
     let (mut replies, mut others) = (0u64, 0u64);
     let mut reqs = Outstanding { out: VecDeque::with_capacity(ld.inflight), seq: 0, buf: String::with_capacity(64) };
     let mut alive = true;
 
-    // Fill the window.
-    for _ in 0..ld.inflight {
-        reqs.send(&mut ws, &ld.event, Instant::now());
+    // Fill the window (in a rotation, at this load's first turn).
+    if ld.may_send(Instant::now()) {
+        for _ in 0..ld.inflight {
+            reqs.send(&mut ws, &ld.event, Instant::now());
+        }
     }
     // One timer for the whole loop, re-armed only when it fires or the window ends (a timer
     // per wait would cost the generator a timer-wheel insert and removal per message).
@@ -292,7 +377,7 @@ pub async fn echo_worker(ws: Ws, id: usize, ld: Arc<Load>) {
                     reqs.out.clear();
                     break;
                 }
-                if now < end {
+                if now < end && ld.may_send(now) {
                     while reqs.out.len() < ld.inflight {
                         reqs.send(&mut ws, &ld.event, Instant::now());
                     }
@@ -352,12 +437,19 @@ pub async fn echo_worker(ws: Ws, id: usize, ld: Arc<Load>) {
             {
                 ok[p] += 1;
                 hist[p].record(now - t0);
+                if ld.rotation.is_some() {
+                    let w = ld.window_index(now);
+                    if per_window.len() <= w {
+                        per_window.resize(w + 1, 0);
+                    }
+                    per_window[w] += 1;
+                }
             }
             if let Some(sw) = &ld.swap {
                 sw.observe(&t, now);
             }
         }
-        if now < end {
+        if now < end && ld.may_send(now) {
             reqs.send(&mut ws, &ld.event, now);
         }
     }
@@ -366,6 +458,13 @@ pub async fn echo_worker(ws: Ws, id: usize, ld: Arc<Load>) {
     }
     ld.ok[0].add(ok[0]);
     ld.ok[1].add(ok[1]);
+    if !per_window.is_empty() {
+        let mut all = ld.per_window.lock().unwrap_or_else(|e| e.into_inner());
+        if all.len() < per_window.len() {
+            all.resize(per_window.len(), 0);
+        }
+        all.iter_mut().zip(&per_window).for_each(|(a, b)| *a += b);
+    }
     ld.sent.add(reqs.seq);
     ld.replies.add(replies);
     ld.others.add(others);
@@ -402,5 +501,30 @@ mod swap_watch_tests {
         assert!(sw.seen_at().is_some());
         sw.observe(V1, t);
         assert_eq!(sw.stale.get(), 1);
+    }
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    use super::*;
+
+    #[test]
+    fn a_load_in_a_rotation_sends_and_counts_only_in_its_own_windows_past_the_guard() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        let mut ld = Load::new("echo", 1, s(4), s(8), Arc::new(Errors::default()));
+        let base = Instant::now() + s(1);
+        ld.rotate(base, Rotation { period: s(2), me: 1, of: 2 });
+        assert_eq!(ld.measure_start, base + s(4));
+        // Windows [2,4), [6,8), [10,12) are this load's; [4,12) is measured.
+        assert!(!ld.may_send(base + s(1)));
+        assert!(ld.may_send(base + ms(2100)));
+        assert_eq!(ld.next_turn(base + s(1)), Some(base + s(2)));
+        assert_eq!(ld.next_turn(base + ms(2500)), Some(base + s(6)));
+        assert_eq!(ld.phase(base + ms(6100)), None, "guard band");
+        assert_eq!(ld.phase(base + ms(6300)), Some(0));
+        assert_eq!(ld.phase(base + ms(8500)), None, "another load's window");
+        assert_eq!(ld.window(0), (s(2) - ALT_GUARD) * 2);
+        assert_eq!(ld.window_index(base + ms(6300)), 3);
     }
 }

@@ -1,6 +1,7 @@
 //! switchyard-bench: load generator for Switchyard and its reference peers.
 //!
-//! One binary, one subcommand per scenario (echo, fanout, idle, churn, swap, hostile, smoke).
+//! One binary, one subcommand per scenario (echo, fanout, idle, churn, swap, hostile, alternate,
+//! smoke).
 //! Loopback only: every target URL must be in 127.0.0.0/8. Every scenario runs under a global
 //! deadline and every request loop is bounded in count and time. See bench/README.md.
 
@@ -15,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use jsonwebtoken::EncodingKey;
 
@@ -76,6 +77,10 @@ enum Cmd {
     Swap(SwapArgs),
     /// Echo latency while attacker connections hammer a misbehaving handler.
     Hostile(HostileArgs),
+    /// Echo load on several servers in turns: all of them up with their connections open, one
+    /// loaded per window while the others wait, so every server meets the same drifts of a
+    /// shared host. The first server's ratio to each other one, per cycle and overall.
+    Alternate(AlternateArgs),
     /// A few seconds of echo (N=4, K=2); exits non-zero unless throughput > 0 and no errors.
     Smoke(SmokeArgs),
     /// Memory latency of this machine right now (a pointer chase over a few MiB), to tell a
@@ -177,6 +182,44 @@ impl Common {
 pub struct EchoArgs {
     #[command(flatten)]
     pub c: Common,
+}
+
+#[derive(Args, Debug)]
+pub struct AlternateArgs {
+    #[command(flatten)]
+    pub c: Common,
+    /// The first server's name in the report (default: its target).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Another server to take turns with: NAME=TARGET,URL[,PID] (repeatable; the PID is for
+    /// its CPU time and RSS).
+    #[arg(long = "vs")]
+    pub vs: Vec<String>,
+    /// Length of one turn, seconds. The first 250 ms of each are not counted (the load moving
+    /// over from the previous server).
+    #[arg(long, default_value_t = 2.0)]
+    pub window: f64,
+}
+
+impl AlternateArgs {
+    /// Every `--vs` server's (name, environment).
+    fn others(&self) -> Result<Vec<(String, Arc<Env>)>> {
+        self.vs
+            .iter()
+            .map(|v| {
+                let (name, rest) =
+                    v.split_once('=').with_context(|| format!("--vs {v}: expected NAME=TARGET,URL[,PID]"))?;
+                let mut parts = rest.split(',');
+                let target = parts.next().unwrap_or_default();
+                let target = Target::from_str(target, true).map_err(|e| anyhow::anyhow!("--vs {v}: target: {e}"))?;
+                let url = parts.next().with_context(|| format!("--vs {v}: no URL"))?;
+                let pid =
+                    parts.next().map(|p| p.parse::<u32>()).transpose().with_context(|| format!("--vs {v}: PID"))?;
+                let c = Common { target, url: Some(url.to_string()), http: None, server_pid: pid, ..self.c.clone() };
+                Ok((name.to_string(), Arc::new(c.env()?)))
+            })
+            .collect()
+    }
 }
 
 #[derive(Args, Debug)]
@@ -335,6 +378,7 @@ fn main() {
         Cmd::Churn(a) => &a.c,
         Cmd::Swap(a) => &a.c,
         Cmd::Hostile(a) => &a.c,
+        Cmd::Alternate(a) => &a.c,
         Cmd::Smoke(a) => &a.c,
         Cmd::Memprobe(a) => return memprobe_main(a),
     };
@@ -344,6 +388,17 @@ fn main() {
             eprintln!("switchyard-bench: {e:#}");
             std::process::exit(2);
         }
+    };
+    // `alternate`: the other servers' environments, named for the report.
+    let others = match &cli.cmd {
+        Cmd::Alternate(a) => match a.others() {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("switchyard-bench: {e:#}");
+                std::process::exit(2);
+            }
+        },
+        _ => Vec::new(),
     };
     let threads = c.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -360,6 +415,7 @@ fn main() {
             Cmd::Churn(a) => scenarios::churn(env, a, nofile).await,
             Cmd::Swap(a) => scenarios::swap(env, a, nofile).await,
             Cmd::Hostile(a) => scenarios::hostile(env, a, nofile).await,
+            Cmd::Alternate(a) => scenarios::alternate(env, others, a, nofile).await,
             Cmd::Smoke(a) => scenarios::smoke(env, a, nofile).await,
             Cmd::Memprobe(_) => Err(anyhow::anyhow!("memprobe runs before the runtime starts")),
         }

@@ -15,13 +15,15 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::load::{Load, SwapWatch, echo_worker};
+use crate::load::{ALT_GUARD, Load, Rotation, SwapWatch, echo_worker};
 use crate::net::{Env, Http, Ws, close_ws, connect_all, send_text};
 use crate::stats::{
     Counter, ErrKind, Errors, Frame, Hists, LocalHist, Report, cpu_secs, find_num, lat_json, lat_text, mib, rss_kib,
     self_rss_kib,
 };
-use crate::{ChurnArgs, Common, EchoArgs, FanoutArgs, HostileArgs, IdleArgs, SmokeArgs, SwapArgs, Target};
+use crate::{
+    AlternateArgs, ChurnArgs, Common, EchoArgs, FanoutArgs, HostileArgs, IdleArgs, SmokeArgs, SwapArgs, Target,
+};
 
 pub struct Outcome {
     pub report: Report,
@@ -238,6 +240,177 @@ async fn run_echo(
         r.row("bench rss", mib(b));
     }
     Ok((r, (run.live > 0, tput, errors.total())))
+}
+
+// ---------------------------------------------------------------------------------------------
+// alternate
+
+/// Echo on several servers in turns (see `Cmd::Alternate`). Every server is connected first and
+/// keeps its connections; windows of `--window` seconds then go to server 0, 1, ..., 0, 1, ...
+/// from one shared start, the warmup being at least one whole cycle. A cycle is one window per
+/// server, so the ratios per cycle compare servers measured seconds apart.
+pub async fn alternate(
+    first: Arc<Env>,
+    others: Vec<(String, Arc<Env>)>,
+    a: &AlternateArgs,
+    nofile: u64,
+) -> Result<Outcome> {
+    let c = &a.c;
+    let name0 = a.name.clone().unwrap_or_else(|| first.target.name().to_string());
+    let servers: Vec<(String, Arc<Env>)> = std::iter::once((name0, first)).chain(others).collect();
+    let m = servers.len();
+    let (n, k) = (c.n(1000), c.k(1));
+    let period = Duration::from_secs_f64(a.window.max(0.5));
+    let cycle = period * m as u32;
+    // Whole cycles only, so every server has as many counted windows as the others.
+    let cycles = |d: Duration| (d.as_secs_f64() / cycle.as_secs_f64()).ceil().max(1.0) as u32;
+    let warm = cycle * cycles(c.warmup(0.0));
+    let dur = cycle * cycles(c.duration(40.0));
+    let budget: Duration = servers.iter().map(|(_, e)| connect_budget(e, n)).sum();
+    let deadline = budget + warm + dur + first_timeout(&servers) + Duration::from_secs(30);
+    let report =
+        with_deadline(deadline, "alternate", run_alternate(servers, c, n, k, period, warm, dur, nofile)).await?;
+    let ok = report.1;
+    Ok(Outcome { report: report.0, exit_code: if ok { 0 } else { 1 } })
+}
+
+fn first_timeout(servers: &[(String, Arc<Env>)]) -> Duration {
+    servers.first().map_or(Duration::from_secs(10), |(_, e)| e.timeout)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_alternate(
+    servers: Vec<(String, Arc<Env>)>,
+    c: &Common,
+    n: usize,
+    k: usize,
+    period: Duration,
+    warm: Duration,
+    dur: Duration,
+    nofile: u64,
+) -> Result<(Report, bool)> {
+    let m = servers.len();
+    let names: Vec<&str> = servers.iter().map(|(s, _)| s.as_str()).collect();
+    let mut r = Report::new("alternate", &names.join(","));
+    header(&mut r, &servers[0].1, nofile);
+    r.row(
+        "load",
+        format!(
+            "{} servers in turns of {:.1}s (first {} ms of each not counted): N={n} connections each x K={k} in flight, event {:?}, warmup {:.1}s, duration {:.1}s",
+            m,
+            secs(period),
+            ALT_GUARD.as_millis(),
+            c.event,
+            secs(warm),
+            secs(dur)
+        ),
+    );
+    r.set("n", json!(n));
+    r.set("k", json!(k));
+    r.set("window_s", json!(secs(period)));
+    r.set("duration_s", json!(secs(dur)));
+    let errors = Arc::new(Errors::default());
+    let mut conns = Vec::new();
+    for (name, env) in &servers {
+        let (got, ch, took) = connect_all(env, 0, n, env.mint_many(0, n), &errors).await;
+        r.row(
+            &format!("{name} connections"),
+            format!("{}/{n} open; ramp {:.2}s; connect {}", got.len(), secs(took), lat_text(&ch)),
+        );
+        conns.push(got);
+    }
+    let base = Instant::now();
+    let mut set = JoinSet::new();
+    let mut loads = Vec::new();
+    for (i, got) in conns.into_iter().enumerate() {
+        let mut ld = Load::new(&c.event, k, warm, dur, errors.clone());
+        ld.req_timeout = servers[i].1.timeout;
+        ld.rotate(base, Rotation { period, me: i, of: m });
+        let ld = Arc::new(ld);
+        for (j, ws) in got {
+            set.spawn(echo_worker(ws, j, ld.clone()));
+        }
+        loads.push(ld);
+    }
+    let cpu = |pid: Option<u32>| pid.and_then(cpu_secs);
+    tokio::time::sleep_until((base + warm).into()).await;
+    let cpu0: Vec<_> = servers.iter().map(|(_, e)| cpu(e.server_pid)).collect();
+    let me0 = cpu(Some(std::process::id()));
+    tokio::time::sleep_until((base + warm + dur).into()).await;
+    let cpu1: Vec<_> = servers.iter().map(|(_, e)| cpu(e.server_pid)).collect();
+    let me1 = cpu(Some(std::process::id()));
+    let rss: Vec<_> = servers.iter().map(|(_, e)| e.server_pid.and_then(rss_kib)).collect();
+    join_all(&mut set).await;
+
+    // Counted replies scaled to whole windows (the guard band is served too, just not counted).
+    let whole = period.as_secs_f64() / (period - ALT_GUARD).as_secs_f64();
+    let mut all = Vec::new();
+    let mut served_total = 0.0;
+    for (i, ld) in loads.iter().enumerate() {
+        let name = names[i];
+        let (tput, _) = echo_rows(&mut r, ld, 0, name);
+        let served = ld.ok[0].get() as f64 * whole;
+        served_total += served;
+        let server_us = cpu0[i].zip(cpu1[i]).map(|(a, b)| (b - a) * 1e6 / served.max(1.0));
+        r.row(
+            &format!("{name} server cpu"),
+            format!(
+                "{} µs/msg{}",
+                server_us.map_or("-".into(), |v| format!("{v:.2}")),
+                rss[i].map_or(String::new(), |k| format!("; rss {}", mib(k)))
+            ),
+        );
+        // Per window of this server inside the measured span, in order.
+        let first_w = (warm.as_nanos() / period.as_nanos()) as usize;
+        let last_w = ((warm + dur).as_nanos() / period.as_nanos()) as usize;
+        let counts = ld.per_window.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mine: Vec<f64> = (first_w..last_w)
+            .filter(|w| w % m == i)
+            .map(|w| counts.get(w).copied().unwrap_or(0) as f64 / (period - ALT_GUARD).as_secs_f64())
+            .collect();
+        all.push(json!({
+            "name": name,
+            "target": servers[i].1.target.name(),
+            "throughput_msgs_s": (tput * 10.0).round() / 10.0,
+            "latency": lat_json(&ld.hists[0].merged()),
+            "server_cpu_us_per_msg": server_us,
+            "rss_kib": rss[i],
+            "per_window_msgs_s": mine.iter().map(|v| v.round()).collect::<Vec<_>>(),
+            "sent": ld.sent.get(),
+            "replies": ld.replies.get(),
+            "missing": ld.missing.get(),
+        }));
+    }
+    if let Some(me) = me0.zip(me1).map(|(a, b)| b - a) {
+        r.row("generator cpu", format!("{:.2} µs/msg (all servers)", me * 1e6 / served_total.max(1.0)));
+        r.set("generator_cpu_us_per_msg", json!(me * 1e6 / served_total.max(1.0)));
+    }
+    // The first server against each other: overall, and per cycle (its window against the other
+    // server's window of the same cycle).
+    let series = |v: &Value| -> Vec<f64> {
+        v["per_window_msgs_s"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default()
+    };
+    let first = series(&all[0]);
+    let mut ratios = serde_json::Map::new();
+    for other in all.iter().skip(1) {
+        let name = other["name"].as_str().unwrap_or("?").to_string();
+        let o = series(other);
+        let per_cycle: Vec<f64> =
+            first.iter().zip(&o).filter(|(_, b)| **b > 0.0).map(|(a, b)| (a / b * 1000.0).round() / 1000.0).collect();
+        let overall = all[0]["throughput_msgs_s"].as_f64().unwrap_or(0.0)
+            / other["throughput_msgs_s"].as_f64().filter(|v| *v > 0.0).unwrap_or(f64::NAN);
+        let (lo, hi) = per_cycle.iter().fold((f64::INFINITY, 0.0f64), |(l, h), v| (l.min(*v), h.max(*v)));
+        r.row(
+            &format!("{} / {name}", names[0]),
+            format!("x{overall:.3} overall; per cycle x{lo:.3}..x{hi:.3} over {} cycles", per_cycle.len()),
+        );
+        ratios.insert(name, json!({"overall": (overall * 1000.0).round() / 1000.0, "per_cycle": per_cycle}));
+    }
+    r.set("servers", Value::Array(all));
+    r.set("ratios", Value::Object(ratios));
+    r.errors(&errors);
+    let live = loads.iter().all(|ld| ld.ok[0].get() > 0);
+    Ok((r, live && errors.total() == 0))
 }
 
 // ---------------------------------------------------------------------------------------------
