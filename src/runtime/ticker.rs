@@ -13,8 +13,8 @@
 //! before. (A call the OS preempted across several ticks sees them as one when it resumes, so
 //! preemption alone does not make a call slow.)
 //!
-//! It must never take a lock or do work per tick beyond the epoch increment: it runs beside the
-//! hot path on a machine the handlers share.
+//! It must never take a lock or do work per tick beyond the epoch increment and its counter: it
+//! runs beside the hot path on a machine the handlers share.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
