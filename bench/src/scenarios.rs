@@ -169,6 +169,22 @@ pub async fn smoke(env: Arc<Env>, a: &SmokeArgs, nofile: u64) -> Result<Outcome>
     Ok(Outcome { report, exit_code: if pass { 0 } else { 1 } })
 }
 
+/// The "load" row of a closed-loop scenario (after `what`) and its JSON fields.
+fn load_rows(r: &mut Report, c: &Common, what: &str, n: usize, k: usize, warm: Duration, dur: Duration) {
+    r.row(
+        "load",
+        format!(
+            "{what}N={n} connections x K={k} in flight, event {:?}, warmup {:.1}s, duration {:.1}s",
+            c.event,
+            secs(warm),
+            secs(dur)
+        ),
+    );
+    r.set("n", json!(n));
+    r.set("k", json!(k));
+    r.set("duration_s", json!(secs(dur)));
+}
+
 /// Returns the report and (any connection opened, throughput, errors).
 #[allow(clippy::too_many_arguments)]
 async fn run_echo(
@@ -183,18 +199,7 @@ async fn run_echo(
 ) -> Result<(Report, (bool, f64, u64))> {
     let mut r = Report::new(name, env.target.name());
     header(&mut r, &env, nofile);
-    r.row(
-        "load",
-        format!(
-            "N={n} connections x K={k} in flight, event {:?}, warmup {:.1}s, duration {:.1}s",
-            c.event,
-            secs(warm),
-            secs(dur)
-        ),
-    );
-    r.set("n", json!(n));
-    r.set("k", json!(k));
-    r.set("duration_s", json!(secs(dur)));
+    load_rows(&mut r, c, "", n, k, warm, dur);
     let errors = Arc::new(Errors::default());
     let rss0 = r.rss(env.server_pid, "rss_before_kib", "server rss before");
     let mut run = start_echo(&env, &mut r, c, n, k, warm, dur, &errors, |_| {}).await;
@@ -267,15 +272,11 @@ pub async fn alternate(
     let warm = cycle * cycles(c.warmup(0.0));
     let dur = cycle * cycles(c.duration(40.0));
     let budget: Duration = servers.iter().map(|(_, e)| connect_budget(e, n)).sum();
-    let deadline = budget + warm + dur + first_timeout(&servers) + Duration::from_secs(30);
+    let deadline = budget + warm + dur + servers[0].1.timeout + Duration::from_secs(30);
     let report =
         with_deadline(deadline, "alternate", run_alternate(servers, c, n, k, period, warm, dur, nofile)).await?;
     let ok = report.1;
     Ok(Outcome { report: report.0, exit_code: if ok { 0 } else { 1 } })
-}
-
-fn first_timeout(servers: &[(String, Arc<Env>)]) -> Duration {
-    servers.first().map_or(Duration::from_secs(10), |(_, e)| e.timeout)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -293,22 +294,10 @@ async fn run_alternate(
     let names: Vec<&str> = servers.iter().map(|(s, _)| s.as_str()).collect();
     let mut r = Report::new("alternate", &names.join(","));
     header(&mut r, &servers[0].1, nofile);
-    r.row(
-        "load",
-        format!(
-            "{} servers in turns of {:.1}s (first {} ms of each not counted): N={n} connections each x K={k} in flight, event {:?}, warmup {:.1}s, duration {:.1}s",
-            m,
-            secs(period),
-            ALT_GUARD.as_millis(),
-            c.event,
-            secs(warm),
-            secs(dur)
-        ),
-    );
-    r.set("n", json!(n));
-    r.set("k", json!(k));
+    let turns =
+        format!("{m} servers in turns of {:.1}s (first {} ms not counted), each ", secs(period), ALT_GUARD.as_millis());
+    load_rows(&mut r, c, &turns, n, k, warm, dur);
     r.set("window_s", json!(secs(period)));
-    r.set("duration_s", json!(secs(dur)));
     let errors = Arc::new(Errors::default());
     let mut conns = Vec::new();
     for (name, env) in &servers {
