@@ -2,8 +2,8 @@
 # The whole benchmark suite of BENCHMARKS.md in one command: builds everything (release), then
 # runs every scenario against Switchyard and the two reference peers (native axum echo, Node
 # `ws`) with the same load generator, on loopback only, and prints a summary table with the
-# ratios and the targets (MET / MISSED). About 11 minutes of scenarios on 2 cores (three echo
-# rounds), plus the builds.
+# ratios and the targets (MET / MISSED). About 14 minutes of scenarios on 2 cores (three echo
+# rounds and the servers in turns), plus the builds.
 #
 #   scripts/bench-all.sh                      # everything
 #   SKIP_BUILD=1 scripts/bench-all.sh         # reuse the binaries already built
