@@ -94,9 +94,8 @@ impl Load {
             return (rot.mine(k) && off >= ALT_GUARD).then_some(0);
         }
         if let Some(period) = self.alternate {
-            let t = now.saturating_duration_since(self.measure_start).as_nanos();
-            let (k, off) = (t / period.as_nanos(), t % period.as_nanos());
-            return (off >= ALT_GUARD.as_nanos()).then_some((k % 2) as usize);
+            let (k, off) = Rotation { period, me: 0, of: 2 }.at(now.saturating_duration_since(self.measure_start));
+            return (off >= ALT_GUARD).then_some((k % 2) as usize);
         }
         Some(self.split.map_or(0, |s| (now >= s) as usize))
     }
@@ -140,38 +139,32 @@ impl Load {
         self.rotation.map_or(0, |rot| rot.at(now.saturating_duration_since(self.base)).0 as usize)
     }
 
+    /// The counted part (past `ALT_GUARD`, inside the measured window) of every window of
+    /// `rot.period` from `origin` that belongs to `rot.me`.
+    fn counted(&self, origin: Instant, rot: Rotation) -> Duration {
+        let (end, mut sum) = (self.end(), Duration::ZERO);
+        for k in 0u64.. {
+            let at = origin + rot.period * k as u32;
+            if at >= end {
+                break;
+            }
+            let from = (at + ALT_GUARD).max(self.measure_start);
+            let stop = (at + rot.period).min(end);
+            if rot.mine(k) && from < stop {
+                sum += stop - from;
+            }
+        }
+        sum
+    }
+
     /// Length of the measured window of phase `p` (0 = before split / whole window).
     pub fn window(&self, p: usize) -> Duration {
         let end = self.end();
         if let Some(rot) = self.rotation {
-            // The counted part of every window of this load inside the measured window.
-            let mut sum = Duration::ZERO;
-            let mut k = 0u64;
-            loop {
-                let at = self.base + rot.period * k as u32;
-                if at >= end {
-                    return sum;
-                }
-                let from = (at + ALT_GUARD).max(self.measure_start);
-                let stop = (at + rot.period).min(end);
-                if rot.mine(k) && from < stop {
-                    sum += stop - from;
-                }
-                k += 1;
-            }
+            return self.counted(self.base, rot);
         }
         if let Some(period) = self.alternate {
-            // Sum the counted part of every window of phase p.
-            let (mut at, mut k, mut sum) = (self.measure_start, 0usize, Duration::ZERO);
-            while at < end {
-                let stop = (at + period).min(end);
-                if k % 2 == p && at + ALT_GUARD < stop {
-                    sum += stop - (at + ALT_GUARD);
-                }
-                at += period;
-                k += 1;
-            }
-            return sum;
+            return self.counted(self.measure_start, Rotation { period, me: p, of: 2 });
         }
         match (self.split, p) {
             (None, _) => end.saturating_duration_since(self.measure_start),
@@ -181,8 +174,8 @@ impl Load {
     }
 }
 
-/// A turn in a rotation: windows of `period` from the loads' shared base, window `k` belonging
-/// to load `k % of`.
+/// Turns: windows of `period` from an origin (the loads' shared base; for hostile's alternation,
+/// the start of measuring), window `k` belonging to turn `k % of`.
 #[derive(Clone, Copy, Debug)]
 pub struct Rotation {
     pub period: Duration,

@@ -382,23 +382,17 @@ fn main() {
         Cmd::Smoke(a) => &a.c,
         Cmd::Memprobe(a) => return memprobe_main(a),
     };
-    let env = match c.env() {
-        Ok(e) => Arc::new(e),
+    // The target's environment, and for `alternate` the other servers' (named for the report).
+    let envs = c.env().map(Arc::new).and_then(|env| match &cli.cmd {
+        Cmd::Alternate(a) => Ok((env, a.others()?)),
+        _ => Ok((env, Vec::new())),
+    });
+    let (env, others) = match envs {
+        Ok(e) => e,
         Err(e) => {
             eprintln!("switchyard-bench: {e:#}");
             std::process::exit(2);
         }
-    };
-    // `alternate`: the other servers' environments, named for the report.
-    let others = match &cli.cmd {
-        Cmd::Alternate(a) => match a.others() {
-            Ok(o) => o,
-            Err(e) => {
-                eprintln!("switchyard-bench: {e:#}");
-                std::process::exit(2);
-            }
-        },
-        _ => Vec::new(),
     };
     let threads = c.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -332,12 +332,15 @@ async fn run_alternate(
     join_all(&mut set).await;
 
     // Counted replies scaled to whole windows (the guard band is served too, just not counted).
-    let whole = period.as_secs_f64() / (period - ALT_GUARD).as_secs_f64();
-    let mut all = Vec::new();
+    let counted = (period - ALT_GUARD).as_secs_f64();
+    let whole = period.as_secs_f64() / counted;
+    // The windows inside the measured span; server i has every m-th from the i-th.
+    let span = (warm.as_nanos() / period.as_nanos()) as usize..((warm + dur).as_nanos() / period.as_nanos()) as usize;
+    let (mut all, mut tputs, mut series) = (Vec::new(), Vec::new(), Vec::new());
     let mut served_total = 0.0;
     for (i, ld) in loads.iter().enumerate() {
         let name = names[i];
-        let (tput, _) = echo_rows(&mut r, ld, 0, name);
+        let (tput, h) = echo_rows(&mut r, ld, 0, name);
         let served = ld.ok[0].get() as f64 * whole;
         served_total += served;
         let server_us = cpu0[i].zip(cpu1[i]).map(|(a, b)| (b - a) * 1e6 / served.max(1.0));
@@ -349,26 +352,27 @@ async fn run_alternate(
                 rss[i].map_or(String::new(), |k| format!("; rss {}", mib(k)))
             ),
         );
-        // Per window of this server inside the measured span, in order.
-        let first_w = (warm.as_nanos() / period.as_nanos()) as usize;
-        let last_w = ((warm + dur).as_nanos() / period.as_nanos()) as usize;
-        let counts = ld.per_window.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let mine: Vec<f64> = (first_w..last_w)
-            .filter(|w| w % m == i)
-            .map(|w| counts.get(w).copied().unwrap_or(0) as f64 / (period - ALT_GUARD).as_secs_f64())
-            .collect();
+        let mine: Vec<f64> = {
+            let counts = ld.per_window.lock().unwrap_or_else(|e| e.into_inner());
+            span.clone()
+                .filter(|w| w % m == i)
+                .map(|w| (counts.get(w).copied().unwrap_or(0) as f64 / counted).round())
+                .collect()
+        };
         all.push(json!({
             "name": name,
             "target": servers[i].1.target.name(),
             "throughput_msgs_s": (tput * 10.0).round() / 10.0,
-            "latency": lat_json(&ld.hists[0].merged()),
+            "latency": lat_json(&h),
             "server_cpu_us_per_msg": server_us,
             "rss_kib": rss[i],
-            "per_window_msgs_s": mine.iter().map(|v| v.round()).collect::<Vec<_>>(),
+            "per_window_msgs_s": mine,
             "sent": ld.sent.get(),
             "replies": ld.replies.get(),
             "missing": ld.missing.get(),
         }));
+        tputs.push(tput);
+        series.push(mine);
     }
     if let Some(me) = me0.zip(me1).map(|(a, b)| b - a) {
         r.row("generator cpu", format!("{:.2} µs/msg (all servers)", me * 1e6 / served_total.max(1.0)));
@@ -376,24 +380,24 @@ async fn run_alternate(
     }
     // The first server against each other: overall, and per cycle (its window against the other
     // server's window of the same cycle).
-    let series = |v: &Value| -> Vec<f64> {
-        v["per_window_msgs_s"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default()
-    };
-    let first = series(&all[0]);
     let mut ratios = serde_json::Map::new();
-    for other in all.iter().skip(1) {
-        let name = other["name"].as_str().unwrap_or("?").to_string();
-        let o = series(other);
-        let per_cycle: Vec<f64> =
-            first.iter().zip(&o).filter(|(_, b)| **b > 0.0).map(|(a, b)| (a / b * 1000.0).round() / 1000.0).collect();
-        let overall = all[0]["throughput_msgs_s"].as_f64().unwrap_or(0.0)
-            / other["throughput_msgs_s"].as_f64().filter(|v| *v > 0.0).unwrap_or(f64::NAN);
+    for i in 1..m {
+        let per_cycle: Vec<f64> = series[0]
+            .iter()
+            .zip(&series[i])
+            .filter(|(_, b)| **b > 0.0)
+            .map(|(a, b)| (a / b * 1000.0).round() / 1000.0)
+            .collect();
+        let overall = tputs[0] / if tputs[i] > 0.0 { tputs[i] } else { f64::NAN };
         let (lo, hi) = per_cycle.iter().fold((f64::INFINITY, 0.0f64), |(l, h), v| (l.min(*v), h.max(*v)));
         r.row(
-            &format!("{} / {name}", names[0]),
+            &format!("{} / {}", names[0], names[i]),
             format!("x{overall:.3} overall; per cycle x{lo:.3}..x{hi:.3} over {} cycles", per_cycle.len()),
         );
-        ratios.insert(name, json!({"overall": (overall * 1000.0).round() / 1000.0, "per_cycle": per_cycle}));
+        ratios.insert(
+            names[i].to_string(),
+            json!({"overall": (overall * 1000.0).round() / 1000.0, "per_cycle": per_cycle}),
+        );
     }
     r.set("servers", Value::Array(all));
     r.set("ratios", Value::Object(ratios));

@@ -397,7 +397,7 @@ impl Runtime {
             // Boxed: instantiation's future is the largest part of this one, and without it
             // the boxed call (see `session`) fits glibc's per-thread cache (< 1 KiB), so a
             // warm call allocates without taking the allocator's shared arena lock.
-            None => match Box::pin(instantiate(self.new_store(client, module), module)).await {
+            None => match Box::pin(instantiate(self.new_store(client, module), module, reuse)).await {
                 Ok(inst) => inst,
                 Err(err) => return Err(self.failed(err, module, event, client)),
             },
@@ -535,8 +535,9 @@ fn classify(e: &wasmtime::Error, state: &HostState) -> CallError {
     }
 }
 
-/// Instantiates a module version in `store` and resolves what every call needs.
-async fn instantiate(mut store: Store<HostState>, m: &LoadedModule) -> Result<HandlerInstance, CallError> {
+/// Instantiates a module version in `store` and resolves what every call needs; an instance
+/// that will be `kept` for later events also gets a slot per handler to cache them in.
+async fn instantiate(mut store: Store<HostState>, m: &LoadedModule, kept: bool) -> Result<HandlerInstance, CallError> {
     let resolved = async {
         let instance = m.pre.instantiate_async(&mut store).await?;
         let memory = host::memory_of(instance.get_module_export(&mut store, &m.memory))
@@ -559,7 +560,6 @@ async fn instantiate(mut store: Store<HostState>, m: &LoadedModule) -> Result<Ha
         Ok((instance, memory, alloc, reset)) => {
             let initial_pages = memory.size(&store);
             // Only an instance that is kept has later calls to cache its handlers for.
-            let kept = m.spec().instance == InstanceMode::Reuse;
             let handlers = if kept { vec![None; m.exports.len()] } else { Vec::new() };
             Ok(HandlerInstance { store, instance, memory, alloc, reset, handlers, initial_pages, events: 0 })
         }
