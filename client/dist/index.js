@@ -93,7 +93,8 @@ var Switchyard = class {
         resolve,
         reject,
         timer: setTimeout(() => {
-          this.pending.delete(id);
+          if (p.sent && !this.idSeen) p.dead = true;
+          else this.pending.delete(id);
           this.queue = this.queue.filter((q) => q[1] !== id);
           reject(new SwitchyardError("timeout", `${event}: no reply within ${ms} ms`));
         }, ms)
@@ -185,7 +186,7 @@ var Switchyard = class {
       if (!p.sent) continue;
       clearTimeout(p.timer);
       this.pending.delete(id);
-      p.reject(new SwitchyardError("disconnected", `${p.event}: connection lost before the reply`));
+      if (!p.dead) p.reject(new SwitchyardError("disconnected", `${p.event}: connection lost before the reply`));
     }
     if (code !== void 0 && FATAL_CLOSE_CODES.includes(code) || !this.o.reconnect) {
       return this.finish(code ?? 1006, reason);
@@ -204,7 +205,7 @@ var Switchyard = class {
     const err = this.closedError();
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
-      p.reject(err);
+      if (!p.dead) p.reject(err);
     }
     this.pending.clear();
     this.queue = [];
@@ -285,6 +286,7 @@ var Switchyard = class {
     if (!p) return;
     clearTimeout(p.timer);
     this.pending.delete(id);
+    if (p.dead) return;
     if (f.code === 0) p.resolve(f.data);
     else p.reject(new SwitchyardError(f.kind || "error", f.errorMsg || `${f.event} failed`, f));
   }

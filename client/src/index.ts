@@ -114,6 +114,9 @@ type StateListener = (state: State, info: StateInfo) => void;
 interface Pending {
   event: string;
   sent: boolean;
+  /** Timed out after it was sent, on a connection whose server has sent no id yet: kept so
+   * that its late reply is recognised (replies come in order) and not given to the next one. */
+  dead?: boolean;
   timer: ReturnType<typeof setTimeout>;
   resolve: (data: any) => void;
   reject: (err: SwitchyardError) => void;
@@ -225,7 +228,8 @@ export class Switchyard {
         resolve,
         reject,
         timer: setTimeout(() => {
-          this.pending.delete(id);
+          if (p.sent && !this.idSeen) p.dead = true;
+          else this.pending.delete(id);
           this.queue = this.queue.filter((q) => q[1] !== id);
           reject(new SwitchyardError("timeout", `${event}: no reply within ${ms} ms`));
         }, ms),
@@ -324,7 +328,7 @@ export class Switchyard {
       if (!p.sent) continue;
       clearTimeout(p.timer);
       this.pending.delete(id);
-      p.reject(new SwitchyardError("disconnected", `${p.event}: connection lost before the reply`));
+      if (!p.dead) p.reject(new SwitchyardError("disconnected", `${p.event}: connection lost before the reply`));
     }
     if ((code !== undefined && FATAL_CLOSE_CODES.includes(code)) || !this.o.reconnect) {
       return this.finish(code ?? 1006, reason);
@@ -344,7 +348,7 @@ export class Switchyard {
     const err = this.closedError();
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
-      p.reject(err);
+      if (!p.dead) p.reject(err);
     }
     this.pending.clear();
     this.queue = [];
@@ -430,6 +434,7 @@ export class Switchyard {
     if (!p) return;
     clearTimeout(p.timer);
     this.pending.delete(id!);
+    if (p.dead) return;
     if (f.code === 0) p.resolve(f.data);
     else p.reject(new SwitchyardError(f.kind || "error", f.errorMsg || `${f.event} failed`, f));
   }

@@ -149,10 +149,10 @@ function enter(name, room, getToken) {
       addLine("system", null, describe(state, info));
     }
   });
-  sy.on("chat/message", (m) => {
+  sy.on("chat/message", (m, frame) => {
     if (!m || m.room !== demo.room) return;
     demo.received++;
-    addLine(m.from === name ? "mine" : "", m.from, String(m.text));
+    addLine(m.from === name ? "mine" : "", m.from, String(m.text), frame.timestamp);
     if (!online.includes(m.from)) refreshOnline();
   });
   clearInterval(onlineTimer);

@@ -284,6 +284,31 @@ describe("requests", () => {
     assert.equal(await b, "second");
   });
 
+  test("without ids, the late reply of a timed-out request is not given to the next one", async () => {
+    const { sy, fake } = await connectedClient();
+    const a = sy.request("echo", 1, { timeoutMs: 100 });
+    mock.timers.tick(100);
+    await assert.rejects(a, (e) => e.kind === "timeout");
+    const b = sy.request("echo", 2);
+    fake.last().push({ event: "echo", code: 0, data: 1, timestamp: 1 }); // a's late reply
+    fake.last().push({ event: "echo", code: 0, data: 2, timestamp: 1 });
+    assert.equal(await b, 2);
+  });
+
+  test("with ids, a late reply (unknown id) is ignored", async () => {
+    const { sy, fake } = await connectedClient();
+    const a = sy.request("echo", 1);
+    fake.last().push({ event: "echo", code: 0, data: 1, id: "1", timestamp: 1 });
+    await a;
+    const b = sy.request("echo", 2, { timeoutMs: 100 });
+    mock.timers.tick(100);
+    await assert.rejects(b, (e) => e.kind === "timeout");
+    const c = sy.request("echo", 3);
+    fake.last().push({ event: "echo", code: 0, data: 2, id: "2", timestamp: 1 });
+    fake.last().push({ event: "echo", code: 0, data: 3, id: "3", timestamp: 1 });
+    assert.equal(await c, 3);
+  });
+
   test("once the server echoes ids, frames without an id settle nothing", async () => {
     const { sy, fake } = await connectedClient();
     const a = sy.request("echo", 1);
