@@ -4,7 +4,9 @@
 // signed by the server's public development secret (the server must run in dev mode, with no
 // config file). Lets the pages be worked on before (or without) the server's own page serving.
 //
-//   node client/scripts/devserver.mjs --upstream 127.0.0.1:8080 [--listen 127.0.0.1:8081]
+//   node client/scripts/devserver.mjs --upstream 127.0.0.1:8080 [--listen 127.0.0.1:8081] [--no-dev-token]
+//
+// (--no-dev-token passes /dev/token through to the server, like a server not in dev mode: 404.)
 //
 // Routes it serves itself (the contract the server matches):
 //   GET /                              web/demo/index.html
@@ -53,13 +55,13 @@ async function staticFile(pathname) {
 }
 
 /** Starts the dev server; resolves with {port, close()}. */
-export function startDevServer({ upstream, listen = "127.0.0.1:0", log = () => {} }) {
+export function startDevServer({ upstream, listen = "127.0.0.1:0", devTokens = true, log = () => {} }) {
   const [uHost, uPort] = upstream.split(":");
   const [lHost, lPort] = listen.split(":");
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, "http://x");
     try {
-      if (req.method === "GET" && url.pathname === "/dev/token") {
+      if (req.method === "GET" && url.pathname === "/dev/token" && devTokens) {
         const user = url.searchParams.get("user") || "";
         if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(user)) {
           res.writeHead(400, { "content-type": "application/json" });
@@ -124,5 +126,10 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     const i = process.argv.indexOf(name);
     return i > 0 ? process.argv[i + 1] : dflt;
   };
-  await startDevServer({ upstream: arg("--upstream", "127.0.0.1:8080"), listen: arg("--listen", "127.0.0.1:8081"), log: console.log });
+  await startDevServer({
+    upstream: arg("--upstream", "127.0.0.1:8080"),
+    listen: arg("--listen", "127.0.0.1:8081"),
+    devTokens: !process.argv.includes("--no-dev-token"),
+    log: console.log,
+  });
 }

@@ -179,7 +179,7 @@ $("login").addEventListener("submit", async (ev) => {
       showError(
         $("error"),
         "This server is not in development mode: GET /dev/token answered 404.\n" +
-          "Paste a token minted with `switchyard token --sub " + (name || "NAME") + "` below, or start the server without a config file.",
+          "Paste a token minted with `switchyard token --sub " + (name || "NAME") + "` in the Token field, or start the server without a config file (development mode).",
       );
       $("token-row").hidden = false;
     } else {

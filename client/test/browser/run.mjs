@@ -19,6 +19,7 @@ import { spawn, execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import net from "node:net";
+import http from "node:http";
 import path from "node:path";
 import assert from "node:assert/strict";
 import { WebSocket as NodeWebSocket } from "ws";
@@ -423,18 +424,61 @@ test("admin page: asks the key once, lists modules and clients, Reload and Kick 
 test("the demo says so when /dev/token is off (server not in dev mode)", async () => {
   const strict = new ServerProcess(await freePort(), { SWITCHYARD_AUTH__SECRET: "a-real-secret-for-this-test-only-0123456789" }, "server-strict");
   await strict.start();
+  const strictShim = SHIM ? await startDevServer({ upstream: `127.0.0.1:${strict.port}`, devTokens: false }) : null;
   try {
     const page = await newPage();
-    await page.goto(`${strict.base}/?name=eve`);
+    await page.goto(`${strictShim ? `http://127.0.0.1:${strictShim.port}` : strict.base}/?name=eve`);
     await page.click("#enter");
     await page.waitForSelector("#error:not([hidden])");
     assert.match(await page.textContent("#error"), /not in development mode/);
     assert.equal(await page.isVisible("#token"), true);
     assert.equal(await page.evaluate(() => window.demo.sy), null);
+    await page.screenshot({ path: path.join(OUT, "demo-no-dev-token.png") });
   } finally {
+    await strictShim?.close();
     await strict.kill("SIGTERM");
   }
-}, { skip: SHIM && "the dev shim always issues tokens" });
+});
+
+test("examples/clients/browser.html: connect, request, join (on the client library)", async () => {
+  // As its comment says: the repository served by a static server, whose origin the server allows.
+  const files = http.createServer((req, res) => {
+    const p = new URL(req.url, "http://x").pathname;
+    if (!/^\/(examples\/clients|client\/dist)\/[\w.-]+$/.test(p)) return res.writeHead(404).end();
+    try {
+      const body = readFileSync(path.join(repo, p));
+      res.writeHead(200, { "content-type": p.endsWith(".js") ? "text/javascript" : "text/html" }).end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((r) => files.listen(0, "127.0.0.1", r));
+  const origin = `http://127.0.0.1:${files.address().port}`;
+  const other = new ServerProcess(await freePort(), { SWITCHYARD_WS__ALLOWED_ORIGINS: JSON.stringify([origin]) }, "server-origins");
+  try {
+    await other.start();
+    const page = await newPage();
+    await page.goto(`${origin}/examples/clients/browser.html`);
+    await page.fill("#url", `ws://127.0.0.1:${other.port}/ws`);
+    await page.fill("#token", mint("console"));
+    await page.click("#connect");
+    const logged = (text) => page.waitForFunction((t) => document.getElementById("log").textContent.includes(t), text);
+    await page.waitForFunction(() => document.getElementById("state").textContent === "connected");
+    await page.click("#request");
+    await logged('<- echo: {"hello":"world"}');
+    await page.click("#join");
+    await logged('<- join: ["room1"]');
+    await page.fill("#event", "no/such/event");
+    await page.click("#request");
+    await logged("<- no/such/event failed: unknown_event");
+    await page.click("#close");
+    await page.waitForFunction(() => document.getElementById("state").textContent.startsWith("closed"));
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await other.kill("SIGTERM");
+    files.close();
+  }
+});
 
 // ---- main ---------------------------------------------------------------------------------------
 
