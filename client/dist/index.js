@@ -169,9 +169,12 @@ var Switchyard = class {
     for (const t of [this.ping, this.pong, this.stable, this.retry]) clearTimeout(t);
     this.ping = this.pong = this.stable = this.retry = void 0;
     if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      ws.onerror = () => {
+      };
       try {
-        ws.close(code, reason);
+        if (code) ws.close(code, reason);
+        else ws.close();
       } catch {
       }
     }

@@ -309,9 +309,11 @@ export class Switchyard {
     for (const t of [this.ping, this.pong, this.stable, this.retry]) clearTimeout(t);
     this.ping = this.pong = this.stable = this.retry = undefined;
     if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      ws.onerror = () => {}; // Node's ws emits an error when closed while connecting
       try {
-        ws.close(code, reason);
+        if (code) ws.close(code, reason);
+        else ws.close();
       } catch {
         /* already closed */
       }

@@ -421,6 +421,18 @@ test("admin page: asks the key once, lists modules and clients, Reload and Kick 
   assert.deepEqual(page.errors.filter((e) => !/401/.test(e)), []);
 });
 
+test("admin page: an admin JWT works in place of the API key", async () => {
+  const jwt = execFileSync(BIN, ["token", "--sub", "root", "--admin"], { cwd: repo, encoding: "utf8" }).trim();
+  const page = await newPage();
+  await page.goto(`${web}/admin`);
+  await page.fill("#key", jwt);
+  await page.click("#login button[type=submit]");
+  await page.waitForSelector('#modules tr[data-module="echo"]');
+  await page.waitForSelector('#metrics tr[data-metric="switchyard_connections"]');
+  assert.equal(await page.isHidden("#login"), true);
+  assert.deepEqual(page.errors, []);
+});
+
 test("the demo says so when /dev/token is off (server not in dev mode)", async () => {
   const strict = new ServerProcess(await freePort(), { SWITCHYARD_AUTH__SECRET: "a-real-secret-for-this-test-only-0123456789" }, "server-strict");
   await strict.start();
