@@ -143,7 +143,8 @@ export declare class Switchyard {
         timeoutMs?: number;
     }): Promise<T>;
     /** Joins a tag (built-in `join`); resolves with the client's tags. The tag is joined again
-     * after every reconnect until `quit` (or an error frame refuses it). */
+     * after every reconnect until `quit`, unless the join failed otherwise than by a drop or a
+     * timeout (an error frame refused it, the queue was full, ...). */
     join(tag: string, opts?: {
         timeoutMs?: number;
     }): Promise<string[]>;

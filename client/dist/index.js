@@ -110,11 +110,12 @@ var Switchyard = class {
     });
   }
   /** Joins a tag (built-in `join`); resolves with the client's tags. The tag is joined again
-   * after every reconnect until `quit` (or an error frame refuses it). */
+   * after every reconnect until `quit`, unless the join failed otherwise than by a drop or a
+   * timeout (an error frame refused it, the queue was full, ...). */
   join(tag, opts) {
     this.joined.add(tag);
     return this.request("join", { id: tag }, opts).catch((e) => {
-      if (e.frame) this.joined.delete(tag);
+      if (e.kind !== "disconnected" && e.kind !== "timeout") this.joined.delete(tag);
       throw e;
     });
   }

@@ -246,11 +246,12 @@ export class Switchyard {
   }
 
   /** Joins a tag (built-in `join`); resolves with the client's tags. The tag is joined again
-   * after every reconnect until `quit` (or an error frame refuses it). */
+   * after every reconnect until `quit`, unless the join failed otherwise than by a drop or a
+   * timeout (an error frame refused it, the queue was full, ...). */
   join(tag: string, opts?: { timeoutMs?: number }): Promise<string[]> {
     this.joined.add(tag);
     return this.request<string[]>("join", { id: tag }, opts).catch((e: SwitchyardError) => {
-      if (e.frame) this.joined.delete(tag);
+      if (e.kind !== "disconnected" && e.kind !== "timeout") this.joined.delete(tag);
       throw e;
     });
   }

@@ -416,6 +416,19 @@ describe("tags, listeners, heartbeat", () => {
     assert.deepEqual(fake.last().sent, []);
   });
 
+  test("a join lost to a drop is joined on the next connection; one refused for a full queue is not", async () => {
+    const { sy, fake, states } = await connectedClient({ queueLimit: 1 });
+    const j = sy.join("kept");
+    fake.last().serverClose(1006);
+    await assert.rejects(j, (e) => e.kind === "disconnected");
+    sy.send("filler");
+    await assert.rejects(sy.join("dropped"), (e) => e.kind === "queue_full");
+    assert.deepEqual(sy.tags, ["kept"]);
+    mock.timers.tick(states.at(-1).delayMs);
+    fake.last().accept();
+    assert.deepEqual(fake.last().sent.map((f) => [f.event, f.data]), [["join", { id: "kept" }], ["filler", undefined]]);
+  });
+
   test("listeners belong to the client: none duplicated by reconnects; off and * work", async () => {
     const { sy, fake, states } = await connectedClient();
     const got = [];
