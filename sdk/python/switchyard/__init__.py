@@ -178,17 +178,18 @@ def handler(name=None):
     ``export`` names. The function takes a ``Request`` and returns nothing on success.
     """
 
-    def register(fn, name=name):
-        name = name or fn.__name__
-        if name in _HANDLERS:
-            raise ValueError(f"switchyard: two handlers named {name!r}")
-        _HANDLERS[name] = fn
-        return fn
+    if callable(name):  # @handler without arguments
+        return _register(name.__name__, name)
+    return lambda fn: _register(name or fn.__name__, fn)
 
-    if callable(name):
-        fn, name = name, None
-        return register(fn)
-    return register
+
+def _register(name, fn):
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"switchyard: a handler name must be a non-empty string, not {name!r}")
+    if name in _HANDLERS:
+        raise ValueError(f"switchyard: two handlers named {name!r}")
+    _HANDLERS[name] = fn
+    return fn
 
 
 class Handler:
@@ -293,25 +294,31 @@ def error(msg):
 
 
 # ---------------------------------------------------------------------------------------------
-# Optional interfaces: imported lazily, so that a world without them still builds.
+# Optional interfaces. Imported here, at build time: componentize-py snapshots the interpreter
+# after importing the app, and a component has no filesystem to import anything from later
+# (an import inside a handler raises ModuleNotFoundError). A world without an interface has no
+# bindings for it; calling it then raises Denied, as an ungranted call would.
+
+
+def _optional(name):
+    try:
+        return __import__("wit_world.imports." + name, fromlist=["_"])
+    except ImportError:
+        return None
+
+
+_INTERFACES = {
+    name: _optional(name) for name in ("tags", "send_to_user", "send_to_client", "send_to_all", "claims")
+}
 
 
 def _interface(name):
     """The generated bindings module of an optional interface, or raises ``Denied`` when the
     component's world does not import it."""
-    mod = _INTERFACES.get(name)
+    mod = _INTERFACES[name]
     if mod is None:
-        try:
-            mod = __import__("wit_world.imports." + name, fromlist=["_"])
-        except ImportError:
-            raise Denied(
-                f"this component's world does not import switchyard:handler/{name.replace('_', '-')}"
-            ) from None
-        _INTERFACES[name] = mod
+        raise Denied(f"this component's world does not import switchyard:handler/{name.replace('_', '-')}")
     return mod
-
-
-_INTERFACES = {}
 
 
 def _count(call, *args):
