@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use switchyard::auth::Identity;
 use switchyard::config::RuntimeConfig;
+use switchyard::delivery::{ClientHandle, Delivery};
 use switchyard::metrics::Metrics;
-use switchyard::registry::Registry;
 use switchyard::runtime::Runtime;
 
 /// The echo module of each language, when its build output exists.
@@ -26,7 +26,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Empties the client's queue as its connection task would.
-fn drain(client: &switchyard::registry::ClientHandle) {
+fn drain(client: &ClientHandle) {
     let mut batch = std::collections::VecDeque::new();
     client.take_queued(&mut batch);
     client.dequeued(batch.iter().map(|f| f.len()).sum());
@@ -67,13 +67,13 @@ fn main() {
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let registry = Arc::new(Registry::new(Arc::new(Metrics::default())));
+        let delivery = Arc::new(Delivery::new(Arc::new(Metrics::default())));
         // SWITCHYARD_RUNTIME__* variables apply, to compare pool settings.
         let env = switchyard::config::Config::load(None).expect("config").runtime;
         let cfg = RuntimeConfig { manifest: dir.path().join("switchyard.toml"), cache_dir: None, ..env };
-        let runtime = Runtime::new(&cfg, registry.clone()).unwrap();
+        let runtime = Runtime::new(&cfg, delivery.clone()).unwrap();
         let identity = Identity { user: Arc::from("bench"), ..Identity::guest() };
-        let client = registry.register(identity, [127, 0, 0, 1].into(), "bench", usize::MAX);
+        let client = delivery.connect(identity, [127, 0, 0, 1].into(), "bench", usize::MAX).await;
 
         for (name, event, data) in &cases {
             let (event, data) = (event.as_str(), *data);

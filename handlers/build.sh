@@ -19,7 +19,7 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 # A 64 KiB stack instead of Rust's default 1 MiB: handlers are small, and a small initial
-# memory is cheaper to reset between events (every event gets a fresh instance).
+# memory is cheaper to reset between events (a fresh instance, or a reused one after its reset).
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:--C link-arg=-zstack-size=65536}"
 cargo build \
     --manifest-path "$here/Cargo.toml" \

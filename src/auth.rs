@@ -190,7 +190,9 @@ pub enum TokenSource {
     Subprotocol,
 }
 
-fn strip_bearer(s: &str) -> &str {
+/// The credential of an `Authorization` value: what follows `Bearer ` (any case), else the
+/// whole value, trimmed. The one parser for the WebSocket upgrade and the HTTP API alike.
+pub fn bearer(s: &str) -> &str {
     let s = s.trim();
     match s.get(..7) {
         Some(p) if p.eq_ignore_ascii_case("bearer ") => s[7..].trim(),
@@ -202,7 +204,7 @@ fn strip_bearer(s: &str) -> &str {
 /// a JWT-shaped entry of `Sec-WebSocket-Protocol`.
 pub fn extract_token<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<(String, TokenSource)> {
     if let Some(v) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let t = strip_bearer(v);
+        let t = bearer(v);
         if !t.is_empty() {
             return Some((t.to_string(), TokenSource::Header));
         }
@@ -210,7 +212,7 @@ pub fn extract_token<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Opti
     if let Some(q) = query {
         for (k, v) in form_urlencoded::parse(q.as_bytes()) {
             if k == "token" || k == "authorization" {
-                let t = strip_bearer(&v);
+                let t = bearer(&v);
                 if !t.is_empty() {
                     return Some((t.to_string(), TokenSource::Query));
                 }

@@ -1,8 +1,8 @@
 //! The HTTP API: sends, presence queries, kicks, and handler administration.
 //!
 //! Owns request parsing, the API-key / admin-JWT check and JSON answers (errors included).
-//! It must never reach into connections directly: everything goes through the registry's
-//! send API and the runtime's reload, exactly as a handler would.
+//! It must never reach into connections directly: everything goes through the delivery
+//! seam and the runtime's reload, exactly as a handler would.
 
 use std::sync::Arc;
 
@@ -17,8 +17,10 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 
+use crate::app::AppState;
+use crate::auth;
+use crate::delivery::Target;
 use crate::protocol::{self, close};
-use crate::server::AppState;
 
 /// An API failure, answered as `{"error": "..."}` with a status code.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +44,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
+pub fn router(state: Arc<AppState>) -> Router {
     let protected = Router::new()
         .route("/api/send/client", post(send_client))
         .route("/api/send/user", post(send_user))
@@ -51,10 +53,11 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/api/online", get(online))
         .route("/api/clients", get(clients))
         .route("/api/clients/{id}", get(client_info).delete(kick))
+        .route("/api/users/{id}", axum::routing::delete(kick_user))
         .route("/admin/modules", get(modules))
         .route("/admin/reload", post(reload))
-        .route_layer(middleware::from_fn_with_state(state, require_key));
-    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).merge(protected)
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).merge(protected).with_state(state)
 }
 
 /// Constant-time comparison, so the key cannot be guessed byte by byte from timings.
@@ -66,11 +69,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 async fn require_key(State(st): State<Arc<AppState>>, headers: HeaderMap, req: Request, next: Next) -> Response {
     let key = st.config.api_key().as_bytes();
     let given_key = headers.get("x-api-key").map(|v| v.as_bytes());
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
+    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(auth::bearer);
     let ok = given_key.is_some_and(|k| same(k, key))
         || bearer.is_some_and(|b| same(b.as_bytes(), key) || st.auth.verify(b).is_ok_and(|id| id.admin));
     if ok { next.run(req).await } else { ApiError::Unauthorized.into_response() }
@@ -90,48 +89,49 @@ struct SendBody<'a> {
     data: Option<&'a RawValue>,
 }
 
-enum Target {
+enum To {
     Client,
     User,
     Tag,
     All,
 }
 
+/// A target field that must be there and non-empty.
+fn need<'b>(v: &'b Option<std::borrow::Cow<'_, str>>, name: &str) -> Result<&'b str, ApiError> {
+    v.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| ApiError::BadRequest(format!("missing or empty \"{name}\"")))
+}
+
 /// Parses a send body and sends one frame, serialised once.
-fn send(st: &AppState, body: &[u8], target: Target) -> Result<Json<serde_json::Value>, ApiError> {
+fn send(st: &AppState, body: &[u8], target: To) -> Result<Json<serde_json::Value>, ApiError> {
     let b: SendBody<'_> =
         serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     let event = b.event.filter(|e| !e.is_empty()).ok_or_else(|| ApiError::BadRequest("missing \"event\"".into()))?;
-    let need = |v: Option<std::borrow::Cow<'_, str>>, name: &str| {
-        v.map(|s| s.into_owned()).ok_or_else(|| ApiError::BadRequest(format!("missing \"{name}\"")))
+    let to = match target {
+        To::Client => Target::Client(need(&b.client, "client")?),
+        To::User => Target::User(need(&b.user, "user")?),
+        To::Tag => Target::Tag(need(&b.tag, "tag")?),
+        To::All => Target::All,
     };
     let frame = protocol::success_frame(&event, b.data.map(RawValue::get));
-    let r = &st.registry;
-    let delivered = match target {
-        Target::Client => r.send_to_client(&need(b.client, "client")?, &frame),
-        Target::User => r.send_to_user(&need(b.user, "user")?, &frame),
-        Target::Tag => r.send_to_tag(&need(b.tag, "tag")?, &frame),
-        Target::All => r.send_to_all(&frame),
-    };
+    let delivered = st.delivery.send(to, &frame);
     Ok(Json(json!({ "delivered": delivered })))
 }
 
 async fn send_client(State(st): State<Arc<AppState>>, body: Bytes) -> Result<Json<serde_json::Value>, ApiError> {
-    send(&st, &body, Target::Client)
+    send(&st, &body, To::Client)
 }
 async fn send_user(State(st): State<Arc<AppState>>, body: Bytes) -> Result<Json<serde_json::Value>, ApiError> {
-    send(&st, &body, Target::User)
+    send(&st, &body, To::User)
 }
 async fn send_tag(State(st): State<Arc<AppState>>, body: Bytes) -> Result<Json<serde_json::Value>, ApiError> {
-    send(&st, &body, Target::Tag)
+    send(&st, &body, To::Tag)
 }
 async fn send_all(State(st): State<Arc<AppState>>, body: Bytes) -> Result<Json<serde_json::Value>, ApiError> {
-    send(&st, &body, Target::All)
+    send(&st, &body, To::All)
 }
 
 async fn online(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    let r = &st.registry;
-    Json(json!({ "clients": r.online_clients(), "users": r.online_users(), "tags": r.tag_count() }))
+    Json(json!(st.delivery.online().await))
 }
 
 #[derive(Deserialize)]
@@ -143,22 +143,34 @@ struct Page {
 async fn clients(State(st): State<Arc<AppState>>, Query(p): Query<Page>) -> Json<serde_json::Value> {
     let page = p.page.unwrap_or(1).max(1);
     let per_page = p.per_page.unwrap_or(50).clamp(1, 1000);
-    let list = st.registry.list(page, per_page);
-    Json(json!({ "total": st.registry.online_clients(), "page": page, "per_page": per_page, "clients": list }))
+    let (total, list) = st.delivery.clients(page, per_page).await;
+    Json(json!({ "total": total, "page": page, "per_page": per_page, "clients": list }))
 }
 
 async fn client_info(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let c = st.registry.get(&id).ok_or_else(|| ApiError::NotFound(format!("no client {id}")))?;
-    Ok(Json(json!(c.info())))
+    let c = st.delivery.client(&id).await.ok_or_else(|| ApiError::NotFound(format!("no client {id}")))?;
+    Ok(Json(json!(c)))
 }
 
 async fn kick(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    let c = st.registry.get(&id).ok_or_else(|| ApiError::NotFound(format!("no client {id}")))?;
-    c.close(close::KICKED);
+    st.delivery.client(&id).await.ok_or_else(|| ApiError::NotFound(format!("no client {id}")))?;
+    st.delivery.kick(Target::Client(&id), close::KICKED);
     Ok(Json(json!({ "kicked": id })))
+}
+
+/// Closes every connection of a user, on every node (revocation).
+async fn kick_user(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if id.is_empty() {
+        return Err(ApiError::BadRequest("empty user id".into()));
+    }
+    let local = st.delivery.kick(Target::User(&id), close::KICKED);
+    Ok(Json(json!({ "user": id, "closed_here": local })))
 }
 
 async fn modules(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
@@ -170,9 +182,13 @@ async fn reload(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
 }
 
 async fn healthz(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "clients": st.registry.online_clients() }))
+    let mut body = json!({ "status": "ok", "clients": st.delivery.local().clients() });
+    if let Some(health) = st.delivery.cluster_health() {
+        body["cluster"] = json!(health);
+    }
+    Json(body)
 }
 
 async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.registry.metrics.render())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.delivery.metrics.render())
 }

@@ -1,16 +1,20 @@
 //! Switchyard: a WebSocket server whose event handlers are WebAssembly modules.
 //!
-//! Read top-down: [`config`] says what to run; [`server`] assembles it; [`auth`] admits
-//! connections; [`session`] is one connection's hot path (frame in, handler call, frames out);
-//! [`protocol`] is the wire format; [`registry`] is presence and the send API; [`runtime`]
-//! runs the WASM handlers; [`http_api`] is the operator's API; [`metrics`] counts; [`shard`] splits per-thread state.
+//! Read top-down: [`config`] says what to run; [`server`] starts and stops it; [`app`] is
+//! what its parts share; [`auth`] admits connections; [`session`] is one connection's hot path
+//! (frame in, handler call, frames out); [`protocol`] is the wire format; [`delivery`] is the
+//! send API and presence (one connection's outbox, this node's hub, a cluster broker's seam);
+//! [`runtime`] runs the WASM handlers; [`http_api`] is the operator's API; [`metrics`] counts;
+//! [`shard`] splits per-thread state.
+#![forbid(unsafe_code)]
 
+pub mod app;
 pub mod auth;
 pub mod config;
+pub mod delivery;
 pub mod http_api;
 pub mod metrics;
 pub mod protocol;
-pub mod registry;
 pub mod runtime;
 pub mod server;
 pub mod session;

@@ -1,8 +1,9 @@
-//! Assembling the server: shared state, the `/ws` upgrade, the HTTP API, start and shutdown.
+//! Starting and stopping the server: the `/ws` upgrade, the HTTP API, and shutdown.
 //!
-//! Owns the checks made before an upgrade (Origin, connection limit, token) and the server's
-//! lifecycle. It must never answer an upgrade it has not authenticated, and never exit
-//! without telling connected clients (close 1001).
+//! Owns the checks made before an upgrade (Origin, connection limit, token), the listener and
+//! the connection tasks, which it tracks so that shutdown waits for them. It must never answer
+//! an upgrade it has not authenticated, and never exit without telling connected clients
+//! (close 1001).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,27 +17,23 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
+use crate::app::AppState;
 use crate::auth::{self, Authenticator, Identity, TokenSource};
 use crate::config::Config;
+use crate::delivery::Delivery;
 use crate::metrics::Metrics;
 use crate::protocol::close;
-use crate::registry::Registry;
 use crate::runtime::Runtime;
 use crate::{http_api, session};
-
-/// Everything the handlers of requests and connections share.
-pub struct AppState {
-    pub config: Config,
-    pub auth: Authenticator,
-    pub registry: Arc<Registry>,
-    pub runtime: Arc<Runtime>,
-}
 
 /// A running server.
 pub struct Server {
     pub local_addr: SocketAddr,
     pub state: Arc<AppState>,
+    /// Every connection task, so that shutdown can wait for their goodbyes.
+    sessions: TaskTracker,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -44,17 +41,18 @@ pub struct Server {
 /// Frames fed in one batch are coalesced into writes of about this size (one `sendto` for
 /// many replies) instead of one write per frame.
 const WRITE_COALESCE_BYTES: usize = 16 * 1024;
+/// How long shutdown waits for clients to take their close frames.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 fn reject(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "code": -1, "errorMsg": msg.into() }))).into_response()
 }
 
 /// Browsers send `Origin`; a foreign one is cross-site WebSocket hijacking unless allowed.
-fn origin_allowed(cfg: &Config, headers: &HeaderMap) -> bool {
+fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let allowed = &cfg.ws.allowed_origins;
     if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
         return true;
     }
@@ -64,18 +62,18 @@ fn origin_allowed(cfg: &Config, headers: &HeaderMap) -> bool {
 }
 
 async fn ws_upgrade(
-    State(st): State<Arc<AppState>>,
+    State((st, sessions)): State<(Arc<AppState>, TaskTracker)>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let metrics = &st.registry.metrics;
-    if !origin_allowed(&st.config, &headers) {
+    let metrics = &st.delivery.metrics;
+    if !origin_allowed(&st.config.ws.allowed_origins, &headers) {
         metrics.origin_rejected_total.inc();
         return reject(StatusCode::FORBIDDEN, "origin not allowed");
     }
-    if st.registry.online_clients() >= st.config.ws.max_connections {
+    if st.delivery.local().clients() >= st.config.ws.max_connections {
         metrics.connection_limit_total.inc();
         return reject(StatusCode::SERVICE_UNAVAILABLE, "connection limit reached, retry later");
     }
@@ -107,27 +105,33 @@ async fn ws_upgrade(
     if source == Some(TokenSource::Subprotocol) {
         ws = ws.protocols([auth::SUBPROTOCOL]);
     }
-    let state = st.clone();
-    ws.on_failed_upgrade(|e| tracing::debug!("upgrade failed: {e}")).on_upgrade(move |socket| async move {
-        let client = state.registry.register(identity, peer.ip(), &ua, state.config.ws.outbound_queue_bytes);
-        session::run(socket, state, client).await;
+    ws.on_failed_upgrade(|e| tracing::debug!("upgrade failed: {e}")).on_upgrade(move |socket| {
+        sessions.track_future(async move {
+            let limit = st.config.ws.outbound_queue_bytes;
+            let client = st.delivery.connect(identity, peer.ip(), &ua, limit).await;
+            session::run(socket, st, client).await;
+        })
     })
 }
 
 impl Server {
-    /// Loads the handlers, binds `config.listen` (port 0 picks one) and starts serving.
+    /// Loads the handlers, binds `config.listen` (port 0 picks one) and starts serving. The
+    /// background work (epoch ticker, file watcher) starts only once both succeeded.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let auth = Authenticator::new(&config.auth)?;
-        let registry = Arc::new(Registry::new(Arc::new(Metrics::default())));
+        let metrics = Arc::new(Metrics::default());
+        let delivery = Arc::new(Delivery::new(metrics));
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let local_addr = listener.local_addr()?;
+        // The epoch ticker starts inside, once the handlers loaded; a refused start leaves no
+        // thread behind (and an unused listener, closed on return).
         let runtime = {
-            let (cfg, reg) = (config.runtime.clone(), registry.clone());
-            tokio::task::spawn_blocking(move || Runtime::new(&cfg, reg)).await??
+            let (cfg, d) = (config.runtime.clone(), delivery.clone());
+            tokio::task::spawn_blocking(move || Runtime::new(&cfg, d)).await??
         };
         if config.runtime.watch {
             runtime.watch(Duration::from_millis(config.runtime.watch_debounce_ms))?;
         }
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        let local_addr = listener.local_addr()?;
         // Real-time traffic: a reply goes out when written, not when Nagle's algorithm says.
         // (Replies queued together are already coalesced into one write by the session.)
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
@@ -135,11 +139,12 @@ impl Server {
                 tracing::debug!("TCP_NODELAY not set: {e}");
             }
         });
-        let state = Arc::new(AppState { config, auth, registry, runtime });
+        let state = Arc::new(AppState { config, auth, delivery, runtime });
+        let sessions = TaskTracker::new();
         let app = Router::new()
             .route("/ws", get(ws_upgrade))
-            .merge(http_api::router(state.clone()))
-            .with_state(state.clone());
+            .with_state((state.clone(), sessions.clone()))
+            .merge(http_api::router(state.clone()));
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -149,30 +154,58 @@ impl Server {
                 .await
         });
         tracing::info!(addr = %local_addr, "listening (WebSocket at /ws)");
-        Ok(Self { local_addr, state, stop, task })
+        Ok(Self { local_addr, state, sessions, stop, task })
     }
 
-    /// Closes every client with 1001, waits (briefly) for them to go, and stops serving.
+    /// Closes every client with 1001, waits (at most [`SHUTDOWN_GRACE`]) for their connection
+    /// tasks to end, and stops serving.
     pub async fn shutdown(mut self) {
-        tracing::info!(clients = self.state.registry.online_clients(), "shutting down");
-        self.state.registry.close_all(close::GOING_AWAY);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while self.state.registry.online_clients() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        tracing::info!(clients = self.state.delivery.local().clients(), "shutting down");
+        self.state.delivery.close_all(close::GOING_AWAY);
+        self.sessions.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.sessions.wait()).await.is_err() {
+            tracing::warn!(left = self.sessions.len(), "shutdown: some connections did not close in time");
         }
         let _ = self.stop.send(true);
         self.state.runtime.stop();
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task).await;
         tracing::info!("stopped");
     }
 }
 
 impl Drop for Server {
     /// A server dropped without [`Server::shutdown`] still stops serving and its background
-    /// threads (tests drop servers all the time).
+    /// work (tests drop servers all the time).
     fn drop(&mut self) {
         let _ = self.stop.send(true);
         self.state.runtime.stop();
-        self.state.registry.close_all(close::GOING_AWAY);
+        self.state.delivery.close_all(close::GOING_AWAY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (k.clone(), v.parse().unwrap())).collect()
+    }
+
+    #[test]
+    fn origin_check() {
+        let none: Vec<String> = vec![];
+        assert!(origin_allowed(&none, &headers(&[])), "no Origin: not a browser");
+        let same = headers(&[(header::ORIGIN, "http://chat.example:8080"), (header::HOST, "chat.example:8080")]);
+        assert!(origin_allowed(&none, &same), "same host");
+        let same_case = headers(&[(header::ORIGIN, "https://Chat.Example"), (header::HOST, "chat.example")]);
+        assert!(origin_allowed(&none, &same_case));
+        let foreign = headers(&[(header::ORIGIN, "https://evil.example"), (header::HOST, "chat.example")]);
+        assert!(!origin_allowed(&none, &foreign), "cross-site");
+        assert!(!origin_allowed(&none, &headers(&[(header::ORIGIN, "https://evil.example")])), "no Host");
+        assert!(origin_allowed(&["https://evil.example".into()], &foreign), "listed");
+        assert!(origin_allowed(&["HTTPS://EVIL.EXAMPLE".into()], &foreign), "listed, any case");
+        assert!(origin_allowed(&["*".into()], &foreign), "wildcard");
+        let port = headers(&[(header::ORIGIN, "http://chat.example:9999"), (header::HOST, "chat.example:8080")]);
+        assert!(!origin_allowed(&none, &port), "another port is another origin");
     }
 }

@@ -9,17 +9,18 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::SinkExt;
 use serde::Deserialize;
+use tokio::time::Instant;
 
+use crate::app::AppState;
+use crate::delivery::ClientHandle;
 use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorKind, close};
-use crate::registry::{ClientHandle, unix_ms};
 use crate::runtime::CallError;
-use crate::server::AppState;
 
 /// How long the goodbye (queued frames + close frame) may take.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -29,20 +30,22 @@ struct RateLimit {
     rate: f64,
     burst: f64,
     tokens: f64,
-    last: Instant,
+    last: std::time::Instant,
 }
 
 impl RateLimit {
-    fn new(rate: u32, burst: u32) -> Option<Self> {
+    fn new(rate: u32, burst: u32, now: std::time::Instant) -> Option<Self> {
         (rate > 0).then(|| {
             let burst = f64::from(burst.max(rate));
-            Self { rate: f64::from(rate), burst, tokens: burst, last: Instant::now() }
+            Self { rate: f64::from(rate), burst, tokens: burst, last: now }
         })
     }
 
-    fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+    /// Whether a frame arriving at `now` is within the limit (the caller's clock, so that
+    /// tests need not wait for it).
+    fn allow(&mut self, now: std::time::Instant) -> bool {
+        self.tokens =
+            (self.tokens + now.saturating_duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -64,19 +67,21 @@ enum End {
 /// Runs a connection until it ends, then removes the client from every index.
 pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<ClientHandle>) {
     let ws = &state.config.ws;
-    let metrics = &state.registry.metrics;
+    let metrics = &state.delivery.metrics;
     tracing::info!(client = %client.id_str, user = %client.identity.user, ip = %client.ip, "connected");
     let welcome = serde_json::json!({"id": &*client.id_str, "user": &*client.identity.user}).to_string();
     client.send(protocol::success_frame("connected", Some(&welcome)));
 
-    let timeout_ms = ws.heartbeat_timeout_secs.saturating_mul(1000).max(1);
+    let timeout = Duration::from_secs(ws.heartbeat_timeout_secs.max(1));
     let ping_every = Duration::from_secs(ws.ping_interval_secs.max(1));
-    let check_every = Duration::from_millis((timeout_ms / 4).clamp(50, ping_every.as_millis() as u64));
+    let check_every = (timeout / 4).clamp(Duration::from_millis(50), ping_every);
     let mut heartbeat = tokio::time::interval(check_every);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_ping = Instant::now();
+    // Heartbeat on the monotonic clock: a wall-clock jump neither kills nor spares anyone.
+    let mut last_seen = Instant::now();
     let write_timeout = Duration::from_millis(ws.write_timeout_ms.max(1));
-    let mut rate = RateLimit::new(ws.rate_per_sec, ws.rate_burst);
+    let mut rate = RateLimit::new(ws.rate_per_sec, ws.rate_burst, std::time::Instant::now());
     // Frames taken from the client's queue, written in one flush.
     let mut batch = VecDeque::new();
 
@@ -101,10 +106,11 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
                     None => break End::Peer("connection closed".into()),
                 };
                 client.touch();
+                last_seen = Instant::now();
                 match msg {
                     Message::Text(text) => {
                         metrics.frames_in_total.inc();
-                        if let Some(r) = rate.as_mut() && !r.allow() {
+                        if let Some(r) = rate.as_mut() && !r.allow(std::time::Instant::now()) {
                             metrics.rate_limited_total.inc();
                             let msg = format!("rate limit exceeded: at most {} frames/s", r.rate);
                             client.send(protocol::error_frame("error", ErrorKind::RateLimited, &msg));
@@ -135,14 +141,21 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
                 }
             }
             _ = heartbeat.tick() => {
-                if unix_ms().saturating_sub(client.last_seen_ms()) > timeout_ms {
+                if last_seen.elapsed() > timeout {
                     metrics.heartbeat_timeouts_total.inc();
                     break End::Close(close::HEARTBEAT_TIMEOUT, "heartbeat timeout");
                 }
                 if last_ping.elapsed() >= ping_every {
                     last_ping = Instant::now();
-                    if socket.send(Message::Ping(Default::default())).await.is_err() {
-                        break End::Peer("ping failed".into());
+                    // Under the write deadline like every frame: a peer that stopped reading with a
+                    // full TCP window must not freeze this loop (and so its kick and shutdown).
+                    match tokio::time::timeout(write_timeout, socket.send(Message::Ping(Default::default()))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break End::Peer("ping failed".into()),
+                        Err(_) => {
+                            metrics.slow_consumers_total.inc();
+                            break End::Close(close::POLICY, "write timeout");
+                        }
                     }
                 }
             }
@@ -150,7 +163,7 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
     };
 
     // Remove first so nothing new is queued to a closing client.
-    state.registry.unregister(&client);
+    state.delivery.disconnect(&client);
     let reason = match &end {
         End::Close(code, reason) => {
             let goodbye = async {
@@ -233,7 +246,7 @@ struct TagRequest<'a> {
 
 /// One client frame: built-in events here, everything else to the handler.
 async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str) {
-    let metrics = &state.registry.metrics;
+    let metrics = &state.delivery.metrics;
     let (event, data) = match protocol::parse_client_frame(text) {
         Ok(f) => f,
         Err(e) => {
@@ -261,12 +274,12 @@ async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str) {
                     ));
                     return;
                 }
-                if let Err(e) = state.registry.join(client, &tag) {
+                if let Err(e) = state.delivery.join(client, &tag).await {
                     client.send(protocol::error_frame(&event, ErrorKind::BadRequest, &e.to_string()));
                     return;
                 }
             } else {
-                state.registry.quit(client, &tag);
+                state.delivery.quit(client, &tag);
             }
             let tags = serde_json::to_string(&client.tags()).unwrap_or_else(|_| "[]".into());
             client.send(protocol::success_frame(&event, Some(&tags)));
@@ -286,5 +299,33 @@ async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str) {
                 client.send(protocol::error_frame(&event, e.kind(), &e.to_string()));
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_limit_allows_a_burst_then_refills_at_its_rate() {
+        let t0 = std::time::Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut r = RateLimit::new(10, 20, t0).unwrap();
+        assert!((0..20).all(|_| r.allow(t0)), "the burst");
+        assert!(!r.allow(t0), "past the burst");
+        assert!(r.allow(ms(100)), "one token per 100 ms at 10/s");
+        assert!(!r.allow(ms(100)));
+        assert!((0..20).all(|_| r.allow(ms(60_000))), "a long pause refills the burst");
+        assert!(!r.allow(ms(60_000)), "but no more than the burst");
+        assert!(!r.allow(ms(59_000)), "a clock that goes back gives nothing");
+    }
+
+    #[test]
+    fn the_burst_is_at_least_the_rate_and_zero_disables_the_limit() {
+        let t0 = std::time::Instant::now();
+        let mut r = RateLimit::new(5, 1, t0).unwrap();
+        assert!((0..5).all(|_| r.allow(t0)));
+        assert!(!r.allow(t0));
+        assert!(RateLimit::new(0, 100, t0).is_none());
     }
 }

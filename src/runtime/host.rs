@@ -1,198 +1,21 @@
-//! Host functions: the `switchyard` import namespace of ABI v1, and the per-call state behind it.
+//! Host functions: the `switchyard` import namespace of ABI v1 (see [`super::abi`]).
 //!
-//! Owns bounds-checked access to guest memory, capability checks at call time, and the
-//! per-call send budget. It must never trap the host on guest input: every bad pointer,
-//! length, string or JSON becomes a negative status returned to the guest.
+//! Owns bounds-checked access to guest memory, capability checks at call time, and charging
+//! the per-call send budget. Everything it delivers goes through the delivery seam. It must
+//! never trap the host on guest input: every bad pointer, length, string or JSON becomes a
+//! negative status returned to the guest.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use wasmtime::{Caller, Extern, Linker, Memory, ResourceLimiter};
+use axum::extract::ws::Utf8Bytes;
+use wasmtime::{Caller, Extern, Linker, Memory};
 
-use super::loader::ModuleInfo;
+use super::abi::NAMESPACE;
+use super::abi::status::*;
 use super::manifest::Capability;
-use crate::metrics::Metrics;
+use super::state::HostState;
+use crate::delivery::{Delivery, MAX_TAG_LEN};
 use crate::protocol::{self, ErrorKind};
-use crate::registry::{ClientHandle, Registry};
-
-/// Status codes returned to the guest (see `docs/ABI.md`).
-pub mod status {
-    pub const OK: i32 = 0;
-    pub const ERR_BAD_POINTER: i32 = -1;
-    pub const ERR_BAD_UTF8: i32 = -2;
-    pub const ERR_BAD_JSON: i32 = -3;
-    pub const ERR_DENIED: i32 = -4;
-    pub const ERR_LIMIT: i32 = -5;
-    pub const ERR_INVALID: i32 = -6;
-}
-use status::*;
-
-/// The import namespace.
-pub const NAMESPACE: &str = "switchyard";
-
-/// Every import of ABI v1: name, parameter count (all `i32`, result `i32`), and what grants it.
-pub const IMPORTS: &[(&str, usize, Grant)] = &[
-    ("send_success", 4, Grant::Always),
-    ("send_error", 4, Grant::Always),
-    ("send_to_client", 6, Grant::Cap(Capability::SendToClient)),
-    ("send_to_user", 6, Grant::Cap(Capability::SendToUser)),
-    ("send_to_tag", 6, Grant::Tags),
-    ("send_to_all", 4, Grant::Cap(Capability::SendToAll)),
-    ("join_tag", 2, Grant::Tags),
-    ("quit_tag", 2, Grant::Tags),
-    ("tag_members", 4, Grant::Tags),
-    ("client_id", 2, Grant::Always),
-    ("user_id", 2, Grant::Always),
-    ("claims", 2, Grant::Cap(Capability::Claims)),
-    ("log", 3, Grant::Always),
-];
-
-/// What allows a module to import a host function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Grant {
-    Always,
-    /// A non-empty `tags = [...]`.
-    Tags,
-    Cap(Capability),
-}
-
-/// When a call starting now must end.
-fn deadline_from_now(limits: &super::manifest::Limits) -> Instant {
-    Instant::now() + std::time::Duration::from_millis(limits.timeout_ms)
-}
-
-/// State of one handler call, kept in its `Store`: dropped with the instance after the event,
-/// or (`instance = "reuse"`) reset by [`HostState::begin_call`] for the next one.
-pub struct HostState {
-    pub client: Arc<ClientHandle>,
-    pub registry: Arc<Registry>,
-    pub module: Arc<ModuleInfo>,
-    pub memory: Option<Memory>,
-    pub deadline: Instant,
-    sends: u32,
-    send_bytes: u64,
-    /// Set when `memory.grow` was refused by the cap: a later trap is reported as "memory limit".
-    pub memory_limit_hit: bool,
-    /// Set when a send was refused by the call's budget: the call ends with "send limit".
-    pub send_limit_hit: bool,
-    memory_cap: usize,
-    /// Epoch ticks this call has run through.
-    pub ticks: u32,
-    /// Set once the call is slow: holds its slow-lane permit until the call ends.
-    pub slow_permit: Option<Arc<std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>>,
-    pub wasi: Option<wasmtime_wasi::p1::WasiP1Ctx>,
-    pub wasi_out: Option<(wasmtime_wasi::p2::pipe::MemoryOutputPipe, wasmtime_wasi::p2::pipe::MemoryOutputPipe)>,
-}
-
-impl HostState {
-    pub fn new(client: Arc<ClientHandle>, registry: Arc<Registry>, module: Arc<ModuleInfo>) -> Self {
-        let limits = &module.spec.limits;
-        let deadline = deadline_from_now(limits);
-        let memory_cap = (limits.memory_mib as usize).saturating_mul(1024 * 1024);
-        let (wasi, wasi_out) = if module.spec.has(Capability::Wasi) {
-            let out = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(64 * 1024);
-            let err = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(64 * 1024);
-            // No preopened dirs, no env, no args, no network: only clocks, random and output.
-            let ctx = wasmtime_wasi::WasiCtxBuilder::new().stdout(out.clone()).stderr(err.clone()).build_p1();
-            (Some(ctx), Some((out, err)))
-        } else {
-            (None, None)
-        };
-        Self {
-            client,
-            registry,
-            module,
-            memory: None,
-            deadline,
-            sends: 0,
-            send_bytes: 0,
-            memory_limit_hit: false,
-            send_limit_hit: false,
-            memory_cap,
-            ticks: 0,
-            slow_permit: None,
-            wasi,
-            wasi_out,
-        }
-    }
-
-    /// Readies a kept instance's state for the next event: its caller, a new deadline, a new
-    /// send budget, no flags.
-    pub fn begin_call(&mut self, client: &Arc<ClientHandle>) {
-        if !Arc::ptr_eq(&self.client, client) {
-            self.client = client.clone();
-        }
-        self.deadline = deadline_from_now(&self.module.spec.limits);
-        self.sends = 0;
-        self.send_bytes = 0;
-        self.memory_limit_hit = false;
-        self.send_limit_hit = false;
-        self.ticks = 0;
-        self.slow_permit = None;
-    }
-
-    /// Logs what a WASI module printed, prefixed with its name.
-    pub fn flush_wasi_output(&self) {
-        if let Some((out, err)) = &self.wasi_out {
-            for (stream, pipe) in [("stdout", out), ("stderr", err)] {
-                let bytes = pipe.contents();
-                for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.is_empty()) {
-                    tracing::info!(target: "switchyard::guest", module = %self.module.name, stream, "{line}");
-                }
-            }
-        }
-    }
-
-    fn metrics(&self) -> &Metrics {
-        &self.registry.metrics
-    }
-
-    /// Charges one message of `bytes` to the call's budget.
-    fn charge(&mut self, bytes: usize) -> Result<(), i32> {
-        let l = &self.module.spec.limits;
-        if self.sends >= l.max_sends || self.send_bytes + bytes as u64 > l.max_send_bytes {
-            if !self.send_limit_hit {
-                self.send_limit_hit = true;
-                self.metrics().send_limit_total.inc();
-                tracing::warn!(module = %self.module.name, client = %self.client.id_str, "send budget of one call exhausted");
-            }
-            return Err(ERR_LIMIT);
-        }
-        self.sends += 1;
-        self.send_bytes += bytes as u64;
-        Ok(())
-    }
-
-    fn deny(&self, what: &str, target: &str) -> i32 {
-        self.metrics().capability_denied_total.inc();
-        tracing::warn!(module = %self.module.name, client = %self.client.id_str, what, target, "capability denied");
-        ERR_DENIED
-    }
-}
-
-impl ResourceLimiter for HostState {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.memory_cap {
-            self.memory_limit_hit = true;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= self.module.spec.limits.max_table_elements as usize)
-    }
-
-    fn instances(&self) -> usize {
-        1
-    }
-    fn tables(&self) -> usize {
-        4
-    }
-    fn memories(&self) -> usize {
-        1
-    }
-}
 
 /// Bounds-checked view of guest bytes: `ptr` and `len` are unsigned 32-bit, overflow-checked.
 fn slice(mem: &[u8], ptr: i32, len: i32) -> Result<&[u8], i32> {
@@ -220,7 +43,7 @@ fn json(mem: &[u8], ptr: i32, len: i32) -> Result<Option<&str>, i32> {
 
 fn tag(mem: &[u8], ptr: i32, len: i32) -> Result<&str, i32> {
     let t = string(mem, ptr, len)?;
-    if t.is_empty() || t.len() > crate::registry::MAX_TAG_LEN {
+    if t.is_empty() || t.len() > MAX_TAG_LEN {
         return Err(ERR_INVALID);
     }
     Ok(t)
@@ -256,12 +79,7 @@ fn write_out(mem: &mut [u8], buf: i32, cap: i32, value: &[u8]) -> Result<i32, i3
 }
 
 /// Builds a frame for a send to others, charging the budget.
-fn outbound(
-    mem: &[u8],
-    st: &mut HostState,
-    ev: (i32, i32),
-    data: (i32, i32),
-) -> Result<axum::extract::ws::Utf8Bytes, i32> {
+fn outbound(mem: &[u8], st: &mut HostState, ev: (i32, i32), data: (i32, i32)) -> Result<Utf8Bytes, i32> {
     let event = string(mem, ev.0, ev.1)?;
     let data = json(mem, data.0, data.1)?;
     let frame = protocol::success_frame(event, data);
@@ -273,22 +91,26 @@ fn count(n: usize) -> Result<i32, i32> {
     Ok(i32::try_from(n).unwrap_or(i32::MAX))
 }
 
-/// `send_to_client` / `send_to_user`: capability check, one frame, one registry send.
+/// `send_to_client` / `send_to_user`: capability check, one frame, one delivery.
 fn send_to_one_target(
     c: &mut Caller<'_, HostState>,
     cap: Capability,
     target: (i32, i32),
     ev: (i32, i32),
     data: (i32, i32),
-    send: fn(&Registry, &str, &axum::extract::ws::Utf8Bytes) -> usize,
+    send: fn(&Delivery, &str, &Utf8Bytes) -> usize,
 ) -> i32 {
     with_mem(c, |m, st| {
         let target = string(m, target.0, target.1)?;
         if !st.module.spec.has(cap) {
             return Err(st.deny(if cap == Capability::SendToUser { "send_to_user" } else { "send_to_client" }, target));
         }
+        // Nobody is addressed by an empty id: guests have no user id, and are not one user.
+        if target.is_empty() {
+            return Err(ERR_INVALID);
+        }
         let frame = outbound(m, st, ev, data)?;
-        count(send(&st.registry, target, &frame))
+        count(send(&st.delivery, target, &frame))
     })
 }
 
@@ -316,14 +138,14 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         ns,
         "send_to_client",
         |mut c: Caller<'_, HostState>, tp: i32, tl: i32, ep: i32, el: i32, dp: i32, dl: i32| {
-            send_to_one_target(&mut c, Capability::SendToClient, (tp, tl), (ep, el), (dp, dl), Registry::send_to_client)
+            send_to_one_target(&mut c, Capability::SendToClient, (tp, tl), (ep, el), (dp, dl), Delivery::send_to_client)
         },
     )?;
     linker.func_wrap(
         ns,
         "send_to_user",
         |mut c: Caller<'_, HostState>, tp: i32, tl: i32, ep: i32, el: i32, dp: i32, dl: i32| {
-            send_to_one_target(&mut c, Capability::SendToUser, (tp, tl), (ep, el), (dp, dl), Registry::send_to_user)
+            send_to_one_target(&mut c, Capability::SendToUser, (tp, tl), (ep, el), (dp, dl), Delivery::send_to_user)
         },
     )?;
     linker.func_wrap(
@@ -333,7 +155,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             with_mem(&mut c, |m, st| {
                 let t = granted_tag(m, st, tp, tl, "send_to_tag")?;
                 let frame = outbound(m, st, (ep, el), (dp, dl))?;
-                count(st.registry.send_to_tag(t, &frame))
+                count(st.delivery.send_to_tag(t, &frame))
             })
         },
     )?;
@@ -343,32 +165,54 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
                 return Err(st.deny("send_to_all", "*"));
             }
             let frame = outbound(m, st, (ep, el), (dp, dl))?;
-            count(st.registry.send_to_all(&frame))
+            count(st.delivery.send_to_all(&frame))
         })
     })?;
-    linker.func_wrap(ns, "join_tag", |mut c: Caller<'_, HostState>, tp: i32, tl: i32| {
-        with_mem(&mut c, |m, st| {
-            let t = granted_tag(m, st, tp, tl, "join_tag")?;
-            st.registry.join(&st.client, t).map_err(|_| ERR_LIMIT)?;
-            Ok(OK)
+    linker.func_wrap_async(ns, "join_tag", |mut c: Caller<'_, HostState>, (tp, tl): (i32, i32)| {
+        Box::new(async move {
+            // The tag is copied out first: joining may wait for the cluster to subscribe.
+            let mut tag = String::new();
+            let checked = with_mem(&mut c, |m, st| {
+                tag.push_str(granted_tag(m, st, tp, tl, "join_tag")?);
+                Ok(OK)
+            });
+            if checked != OK {
+                return Ok(checked);
+            }
+            let st = c.data();
+            let (delivery, client) = (st.delivery.clone(), st.client.clone());
+            Ok(delivery.join(&client, &tag).await.map_or(ERR_LIMIT, |()| OK))
         })
     })?;
     linker.func_wrap(ns, "quit_tag", |mut c: Caller<'_, HostState>, tp: i32, tl: i32| {
         with_mem(&mut c, |m, st| {
             let t = granted_tag(m, st, tp, tl, "quit_tag")?;
-            st.registry.quit(&st.client, t);
+            st.delivery.quit(&st.client, t);
             Ok(OK)
         })
     })?;
-    linker.func_wrap(ns, "tag_members", |mut c: Caller<'_, HostState>, tp: i32, tl: i32, bp: i32, bc: i32| {
-        with_mem(&mut c, |m, st| {
-            let t = granted_tag(m, st, tp, tl, "tag_members")?;
-            let members = st.registry.tag_members(t);
-            let members: Vec<&str> = members.iter().map(|m| &**m).collect();
-            let json = serde_json::to_vec(&members).map_err(|_| ERR_INVALID)?;
-            write_out(m, bp, bc, &json)
-        })
-    })?;
+    linker.func_wrap_async(
+        ns,
+        "tag_members",
+        |mut c: Caller<'_, HostState>, (tp, tl, bp, bc): (i32, i32, i32, i32)| {
+            Box::new(async move {
+                let mut tag = String::new();
+                let checked = with_mem(&mut c, |m, st| {
+                    tag.push_str(granted_tag(m, st, tp, tl, "tag_members")?);
+                    Ok(OK)
+                });
+                if checked != OK {
+                    return Ok(checked);
+                }
+                let delivery: Arc<Delivery> = c.data().delivery.clone();
+                let members = delivery.tag_members(&tag).await;
+                Ok(with_mem(&mut c, |m, _| {
+                    let json = serde_json::to_vec(&members).map_err(|_| ERR_INVALID)?;
+                    write_out(m, bp, bc, &json)
+                }))
+            })
+        },
+    )?;
     linker.func_wrap(ns, "client_id", |mut c: Caller<'_, HostState>, bp: i32, bc: i32| {
         with_mem(&mut c, |m, st| {
             let id = st.client.id_str.clone();

@@ -1,11 +1,12 @@
-//! The engine-wide epoch ticker: the clock that lets the host interrupt a running handler.
+//! The epoch: the engine-wide ticker that lets the host interrupt a running handler, and the
+//! policy each call's epoch callback applies (deadline, slow lane, penalty).
 //!
-//! Owns one OS thread that calls `Engine::increment_epoch`. Every tick runs the epoch callback
-//! of each call that is still running (see `Runtime::new_store`), which is where deadlines,
-//! the slow lane and yields happen; so the ticker must tick every `tick` while any call is
-//! slow. Almost no call is: handlers answer in microseconds. Waking every 250 µs regardless cost
-//! an idle or busy server about 6% of a core (each wake of a VM's timer is ~20 µs of CPU) and
-//! preempted a worker thousands of times a second. So the ticker *rests* while no call is slow:
+//! Owns one OS thread that calls `Engine::increment_epoch`, started with the runtime after its
+//! handlers loaded and joined when the runtime is dropped. Every tick runs the epoch callback
+//! of each call that is still running ([`install_policy`]), which is where deadlines, the slow
+//! lane and yields happen; so the ticker must tick every `tick` while any call is slow. Almost
+//! no call is: handlers answer in microseconds, and waking at full rate regardless costs an
+//! idle server CPU and preempts busy workers (BENCHMARKS.md). So the ticker *rests* while no call is slow:
 //! it ticks once per [`REST_TICKS`] ticks (4 ms with the default 250 µs tick). A call that runs
 //! into its second tick is slow, and calls [`Ticker::hurry`], which wakes the ticker and keeps it
 //! at full rate until [`HOLD`] after the last slow tick. A spinning handler is therefore caught
@@ -16,22 +17,29 @@
 //! It must never take a lock or do work per tick beyond the epoch increment and its counter: it
 //! runs beside the hot path on a machine the handlers share.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::Thread;
+use std::sync::{Arc, Mutex};
+use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
-use wasmtime::Engine;
+use tokio::sync::Semaphore;
+use wasmtime::{Engine, Store, UpdateDeadline};
 
-use crate::registry::{Registry, unix_ms};
+use super::state::HostState;
+use crate::delivery::unix_ms;
+use crate::metrics::Metrics;
 
 /// While no call is slow, the ticker ticks once per this many ticks.
 pub const REST_TICKS: u32 = 16;
 /// How long the ticker keeps its full rate after the last tick of a slow call.
 pub const HOLD: Duration = Duration::from_secs(1);
 
+/// Ticks a penalized module's slow call sleeps after each tick of work.
+const PENALTY_SLEEP_TICKS: u32 = 4;
+
 pub struct Ticker {
     thread: Thread,
+    handle: Option<JoinHandle<()>>,
     tick: Duration,
     clock: Arc<Clock>,
 }
@@ -45,8 +53,8 @@ struct Clock {
 }
 
 impl Ticker {
-    /// Starts the ticker thread for `engine`; it counts its ticks in `registry`'s metrics.
-    pub fn spawn(engine: Engine, tick: Duration, registry: Arc<Registry>) -> std::io::Result<Self> {
+    /// Starts the ticker thread for `engine`; it counts its ticks in `metrics`.
+    pub fn spawn(engine: Engine, tick: Duration, metrics: Arc<Metrics>) -> std::io::Result<Self> {
         let clock = Arc::new(Clock { fast_until_ms: AtomicU64::new(0), stop_after_ms: AtomicU64::new(u64::MAX) });
         let c = clock.clone();
         let rest = tick * REST_TICKS;
@@ -63,10 +71,10 @@ impl Ticker {
                     std::thread::park_timeout(rest);
                 }
                 engine.increment_epoch();
-                registry.metrics.epoch_ticks_total.inc();
+                metrics.epoch_ticks_total.inc();
             }
         })?;
-        Ok(Self { thread: handle.thread().clone(), tick, clock })
+        Ok(Self { thread: handle.thread().clone(), handle: Some(handle), tick, clock })
     }
 
     /// The full-rate period: the deadline granularity and a slow call's time slice.
@@ -87,5 +95,76 @@ impl Ticker {
     pub fn stop_after(&self, unix_ms: u64) {
         self.clock.stop_after_ms.store(unix_ms, Ordering::Relaxed);
         self.thread.unpark();
+    }
+}
+
+impl Drop for Ticker {
+    /// Nothing can call into the engine any more: stop the thread now and wait for it.
+    fn drop(&mut self) {
+        self.stop_after(0);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Installs the epoch policy on a call's store. Most calls end before an epoch tick and never
+/// get here. A call still running at its second tick is slow: from then on it must hold a
+/// "slow lane" permit and it pauses one tick after every tick of work, so slow or hostile calls
+/// share at most half of `slow_lane` cores and the rest keep serving fast events. At its
+/// deadline the call is stopped. While no call is slow the ticker rests; a slow one wakes it.
+pub fn install_policy(store: &mut Store<HostState>, ticker: &Arc<Ticker>, slow_lane: &Arc<Semaphore>) {
+    let (ticker, lane) = (ticker.clone(), slow_lane.clone());
+    store.epoch_deadline_callback(move |mut ctx| {
+        if std::time::Instant::now() >= ctx.data().deadline {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        ctx.data_mut().ticks += 1;
+        // A module that recently ran a call into its deadline is throttled from its first
+        // tick: it sleeps PENALTY_SLEEP_TICKS ticks after every tick of work.
+        let penalized = ctx.data().module.penalized();
+        // A fast call that merely straddles one tick boundary is not slow: let it finish.
+        // (Nor is one the OS preempted across ticks: it sees them as one, on resuming.)
+        if ctx.data().ticks == 1 && !penalized {
+            return Ok(UpdateDeadline::Continue(1));
+        }
+        ticker.hurry();
+        let tick = ticker.tick();
+        if ctx.data().slow_permit.is_some() {
+            // Sleep one tick between ticks of work: a slow call gets at most about half of
+            // one core, whatever it does (a penalized one, a fifth).
+            let pause = if penalized { tick * PENALTY_SLEEP_TICKS } else { tick };
+            return Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::time::sleep(pause))));
+        }
+        let slot = Arc::new(Mutex::new(None));
+        ctx.data_mut().slow_permit = Some(slot.clone());
+        let lane = lane.clone();
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(async move {
+                if let Ok(permit) = lane.acquire_owned().await {
+                    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(permit);
+                }
+            }),
+        ))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_ticker_has_stopped_its_thread() {
+        let engine = Engine::default();
+        let metrics = Arc::new(Metrics::default());
+        let ticker = Ticker::spawn(engine, Duration::from_micros(250), metrics.clone()).unwrap();
+        let thread = ticker.thread.clone();
+        drop(ticker);
+        // join() returned in drop: the thread has exited, and no tick follows.
+        let ticks = metrics.epoch_ticks_total.get();
+        thread.unpark();
+        std::thread::yield_now();
+        assert_eq!(metrics.epoch_ticks_total.get(), ticks);
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode};
@@ -39,8 +39,9 @@ fn is_change(kind: &EventKind) -> bool {
 
 /// Starts the watcher task. Folders are watched (not files), so editors and `mv`-over writes,
 /// which replace the file, are seen too. Only changes count: opening or reading a file (which
-/// every reload does) is not a change, or each reload would trigger the next.
-pub(super) fn spawn(rt: Arc<Runtime>, debounce: Duration) -> anyhow::Result<()> {
+/// every reload does) is not a change, or each reload would trigger the next. The task holds
+/// the runtime weakly and ends with it (or at its stop signal), dropping the watcher.
+pub(super) fn spawn(runtime: &Arc<Runtime>, debounce: Duration) -> anyhow::Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
         Ok(event) if is_change(&event.kind) => {
@@ -49,11 +50,12 @@ pub(super) fn spawn(rt: Arc<Runtime>, debounce: Duration) -> anyhow::Result<()> 
         Ok(_) => {}
         Err(e) => tracing::warn!("file watcher: {e}"),
     })?;
-    let (mut dirs, mut names) = dirs_and_names(&rt.watched_files());
+    let (mut dirs, mut names) = dirs_and_names(&runtime.watched_files());
     for d in &dirs {
         watcher.watch(d, RecursiveMode::NonRecursive)?;
     }
-    let mut stop = rt.stop_signal();
+    let mut stop = runtime.stop_signal();
+    let weak: Weak<Runtime> = Arc::downgrade(runtime);
     tokio::spawn(async move {
         loop {
             let mut paths = tokio::select! {
@@ -68,6 +70,7 @@ pub(super) fn spawn(rt: Arc<Runtime>, debounce: Duration) -> anyhow::Result<()> 
             if !paths.iter().any(|p| p.file_name().is_some_and(|n| names.contains(n))) {
                 continue;
             }
+            let Some(rt) = weak.upgrade() else { break };
             tracing::info!("handler files changed, reloading");
             rt.reload().await;
             // Module paths may have changed with the manifest: follow them.
