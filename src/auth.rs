@@ -28,11 +28,14 @@ pub struct Identity {
     pub claims: Arc<str>,
     /// `"admin": true` in the claims: may call the HTTP API.
     pub admin: bool,
+    /// The token's `exp` (Unix seconds); `None` for a guest, or a token without one
+    /// (`auth.require_exp = false`), which then never expires on a live connection.
+    pub exp: Option<u64>,
 }
 
 impl Identity {
     pub fn guest() -> Self {
-        Self { user: Arc::from(""), tags: Vec::new(), claims: Arc::from("{}"), admin: false }
+        Self { user: Arc::from(""), tags: Vec::new(), claims: Arc::from("{}"), admin: false, exp: None }
     }
 }
 
@@ -123,7 +126,9 @@ impl Authenticator {
         validation.leeway = cfg.leeway_secs;
         validation.validate_nbf = true;
         validation.required_spec_claims.clear();
-        validation.required_spec_claims.insert("exp".into());
+        if cfg.require_exp {
+            validation.required_spec_claims.insert("exp".into());
+        }
         match &cfg.issuer {
             Some(iss) => validation.set_issuer(&[iss]),
             None => validation.iss = None,
@@ -150,8 +155,10 @@ impl Authenticator {
             _ => Vec::new(),
         };
         let admin = claims.get("admin").and_then(Value::as_bool).unwrap_or(false);
+        // jsonwebtoken accepted it, so a present `exp` is a number; fractions are cut.
+        let exp = claims.get("exp").and_then(|e| e.as_u64().or_else(|| e.as_f64().map(|f| f.max(0.0) as u64)));
         let claims = Arc::from(Value::Object(claims).to_string());
-        Ok(Identity { user, tags, claims, admin })
+        Ok(Identity { user, tags, claims, admin, exp })
     }
 
     /// Mints a token for `sub` (development and tests).
@@ -228,4 +235,122 @@ pub fn extract_token<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Opti
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderName, HeaderValue, header};
+
+    use super::*;
+
+    /// Shaped like a JWT: three dot-separated parts, longer than 16 bytes.
+    const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln";
+    const JWT2: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiIn0.c2ln";
+
+    fn headers(pairs: &[(HeaderName, &str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (k.clone(), HeaderValue::from_str(v).unwrap())).collect()
+    }
+
+    fn got(t: &str, s: TokenSource) -> Option<(String, TokenSource)> {
+        Some((t.to_string(), s))
+    }
+
+    #[test]
+    fn bearer_strips_the_scheme_in_any_case_and_trims() {
+        assert_eq!(bearer("Bearer abc"), "abc");
+        assert_eq!(bearer("bearer abc"), "abc");
+        assert_eq!(bearer("BEARER abc"), "abc");
+        assert_eq!(bearer("  Bearer   abc  "), "abc");
+        assert_eq!(bearer("abc"), "abc", "a bare credential is taken whole");
+        assert_eq!(bearer(" abc "), "abc");
+        assert_eq!(bearer("Bearerabc"), "Bearerabc", "the scheme needs its space");
+        assert_eq!(bearer("Basic abc"), "Basic abc", "another scheme is not stripped");
+        assert_eq!(bearer(""), "");
+        assert_eq!(bearer("Bearer 数字"), "数字", "non-ASCII after the scheme");
+        assert_eq!(bearer("数字数字"), "数字数字", "no panic slicing inside a character");
+    }
+
+    #[test]
+    fn the_authorization_header_is_read_in_any_case_with_or_without_bearer() {
+        let bearer_header = headers(&[(header::AUTHORIZATION, &format!("Bearer {JWT}"))]);
+        assert_eq!(extract_token(&bearer_header, None), got(JWT, TokenSource::Header));
+        let lower = headers(&[(header::AUTHORIZATION, &format!("bearer {JWT}"))]);
+        assert_eq!(extract_token(&lower, None), got(JWT, TokenSource::Header));
+        let bare = headers(&[(header::AUTHORIZATION, JWT)]);
+        assert_eq!(extract_token(&bare, None), got(JWT, TokenSource::Header));
+        // Header names are case-insensitive on the wire; HeaderMap keys are lower case.
+        let name = HeaderName::from_bytes(b"AUTHORIZATION").unwrap();
+        assert_eq!(extract_token(&headers(&[(name, JWT)]), None), got(JWT, TokenSource::Header));
+    }
+
+    #[test]
+    fn the_query_is_read_as_token_and_as_hotgo_authorization() {
+        let none = HeaderMap::new();
+        assert_eq!(extract_token(&none, Some(&format!("token={JWT}"))), got(JWT, TokenSource::Query));
+        assert_eq!(extract_token(&none, Some(&format!("authorization={JWT}"))), got(JWT, TokenSource::Query));
+        assert_eq!(extract_token(&none, Some(&format!("authorization=Bearer%20{JWT}"))), got(JWT, TokenSource::Query));
+        assert_eq!(extract_token(&none, Some(&format!("room=1&token={JWT}&x"))), got(JWT, TokenSource::Query));
+        assert_eq!(extract_token(&none, Some("token=a%2Eb")), got("a.b", TokenSource::Query), "URL-decoded");
+        assert_eq!(extract_token(&none, Some(&format!("Token={JWT}"))), None, "query keys are exact");
+        assert_eq!(extract_token(&none, Some(&format!("tokens={JWT}"))), None);
+        assert_eq!(extract_token(&none, Some("")), None);
+        assert_eq!(
+            extract_token(&none, Some(&format!("token={JWT}&authorization={JWT2}"))),
+            got(JWT, TokenSource::Query),
+            "the first one given"
+        );
+    }
+
+    #[test]
+    fn a_subprotocol_entry_shaped_like_a_jwt_is_the_token() {
+        let protocols = |v: &str| headers(&[(header::SEC_WEBSOCKET_PROTOCOL, v)]);
+        let browser = protocols(&format!("switchyard, {JWT}"));
+        assert_eq!(extract_token(&browser, None), got(JWT, TokenSource::Subprotocol));
+        assert_eq!(extract_token(&protocols(&format!("switchyard,{JWT}")), None), got(JWT, TokenSource::Subprotocol));
+        assert_eq!(extract_token(&protocols(&format!("bearer.{JWT}")), None), got(JWT, TokenSource::Subprotocol));
+        assert_eq!(
+            extract_token(&protocols(&format!("switchyard, bearer.{JWT}")), None),
+            got(JWT, TokenSource::Subprotocol),
+            "the bearer. prefix"
+        );
+        assert_eq!(extract_token(&protocols("switchyard"), None), None, "no token beside switchyard");
+        assert_eq!(extract_token(&protocols("switchyard, chat.v1"), None), None, "a protocol name is not a token");
+        assert_eq!(extract_token(&protocols("switchyard, a.b.c"), None), None, "too short for a JWT");
+        assert_eq!(
+            extract_token(&protocols(&format!("chat.v1, {JWT}, {JWT2}")), None),
+            got(JWT, TokenSource::Subprotocol)
+        );
+    }
+
+    #[test]
+    fn empty_values_are_no_token_and_the_next_source_is_tried() {
+        let none = HeaderMap::new();
+        assert_eq!(extract_token(&none, None), None);
+        assert_eq!(extract_token(&none, Some("token=")), None);
+        assert_eq!(extract_token(&none, Some("token=&authorization=")), None);
+        assert_eq!(extract_token(&none, Some(&format!("token=&authorization={JWT}"))), got(JWT, TokenSource::Query));
+        assert_eq!(extract_token(&none, Some(&format!("token=%20%20&token={JWT}"))), got(JWT, TokenSource::Query));
+        let empty_header = headers(&[(header::AUTHORIZATION, "")]);
+        assert_eq!(extract_token(&empty_header, Some(&format!("token={JWT}"))), got(JWT, TokenSource::Query));
+        let blank_header = headers(&[(header::AUTHORIZATION, "   ")]);
+        assert_eq!(extract_token(&blank_header, Some(&format!("token={JWT}"))), got(JWT, TokenSource::Query));
+        let empty_protocols = headers(&[(header::SEC_WEBSOCKET_PROTOCOL, "")]);
+        assert_eq!(extract_token(&empty_protocols, None), None);
+        // A header value that is not visible ASCII is unreadable, not a token.
+        let mut opaque = HeaderMap::new();
+        opaque.insert(header::AUTHORIZATION, HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap());
+        assert_eq!(extract_token(&opaque, Some(&format!("token={JWT}"))), got(JWT, TokenSource::Query));
+    }
+
+    #[test]
+    fn the_header_wins_over_the_query_which_wins_over_the_subprotocol() {
+        let all = headers(&[
+            (header::AUTHORIZATION, &format!("Bearer {JWT}")),
+            (header::SEC_WEBSOCKET_PROTOCOL, &format!("switchyard, {JWT2}")),
+        ]);
+        assert_eq!(extract_token(&all, Some(&format!("token={JWT2}"))), got(JWT, TokenSource::Header));
+        let no_header = headers(&[(header::SEC_WEBSOCKET_PROTOCOL, &format!("switchyard, {JWT2}"))]);
+        assert_eq!(extract_token(&no_header, Some(&format!("token={JWT}"))), got(JWT, TokenSource::Query));
+        assert_eq!(extract_token(&no_header, Some("room=1")), got(JWT2, TokenSource::Subprotocol));
+    }
 }

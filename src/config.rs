@@ -28,6 +28,29 @@ pub struct Config {
     pub ws: WsConfig,
     pub http: HttpConfig,
     pub runtime: RuntimeConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]`: several nodes sharing sends, presence and kicks through Redis. Cluster mode is
+/// on exactly when `redis_url` is set; without it the node is the whole world.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `redis://host:port[/db]` (env `SWITCHYARD_CLUSTER__REDIS_URL`).
+    pub redis_url: Option<String>,
+    /// This node's id, the prefix of its client ids. Default: fresh and unique per process
+    /// start, so a restarted node is never mistaken for the one that died.
+    pub node_id: Option<String>,
+    /// Prefix of every Redis key and channel, so that deployments can share one Redis.
+    pub prefix: String,
+    /// How often the node writes its liveness.
+    pub heartbeat_ms: u64,
+    /// A node silent this long is dead: a survivor sweeps its connections from presence.
+    pub node_ttl_ms: u64,
+    /// Timeout of every Redis connect and command; past it the command is counted as failed.
+    pub timeout_ms: u64,
+    /// Cross-node messages buffered while Redis is slow; past it they are dropped (counted).
+    pub publish_buffer: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,6 +75,11 @@ pub struct AuthConfig {
     pub leeway_secs: u64,
     /// Admit connections without a token as guests (user id `""`).
     pub anonymous: bool,
+    /// Refuse tokens without an `exp` claim. Off (hotgo's login tokens carry none), such
+    /// tokens never expire on a live connection; a loud warning says so at startup.
+    pub require_exp: bool,
+    /// Seconds before a connection's token expires when the server sends `token_expiring`.
+    pub expiry_warning_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +157,21 @@ impl Default for Config {
             ws: WsConfig::default(),
             http: HttpConfig::default(),
             runtime: RuntimeConfig::default(),
+            cluster: ClusterConfig::default(),
+        }
+    }
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            node_id: None,
+            prefix: "switchyard".into(),
+            heartbeat_ms: 2000,
+            node_ttl_ms: 10_000,
+            timeout_ms: 1000,
+            publish_buffer: 65_536,
         }
     }
 }
@@ -145,6 +188,8 @@ impl Default for AuthConfig {
             user_claim: "sub".into(),
             leeway_secs: 5,
             anonymous: false,
+            require_exp: true,
+            expiry_warning_secs: 60,
         }
     }
 }

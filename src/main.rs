@@ -75,6 +75,12 @@ fn main() -> anyhow::Result<()> {
                 tracing::warn!("anyone can mint a valid token. Never expose this server.");
                 tracing::warn!("**********************************************************************");
             }
+            if !config.auth.require_exp {
+                tracing::warn!("**********************************************************************");
+                tracing::warn!("auth.require_exp = false: tokens WITHOUT an exp claim are accepted and");
+                tracing::warn!("never expire on a live connection; revoke users with DELETE /api/users/ID.");
+                tracing::warn!("**********************************************************************");
+            }
             if config.http.api_key.is_none() {
                 tracing::warn!("HTTP API uses the PUBLIC dev key {DEV_API_KEY:?}: set http.api_key");
             }

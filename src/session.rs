@@ -24,6 +24,8 @@ use crate::runtime::CallError;
 
 /// How long the goodbye (queued frames + close frame) may take.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// The `data` of the `kick` frame sent before a 4001 close.
+const KICK_DATA: &str = r#"{"reason":"kicked"}"#;
 
 /// Token bucket for the per-connection rate limit.
 struct RateLimit {
@@ -169,6 +171,10 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
             let goodbye = async {
                 // Deliver what was queued (an error frame explaining the close, say), then close.
                 client.take_queued(&mut batch);
+                if *code == close::KICKED {
+                    // hotgo's browser client logs out (and does not reconnect) on this frame only.
+                    batch.push_back(protocol::success_frame("kick", Some(KICK_DATA)));
+                }
                 while let Some(f) = batch.pop_front() {
                     socket.feed(Message::Text(f)).await?;
                 }
@@ -241,7 +247,24 @@ async fn write_batch(
 #[derive(Deserialize)]
 struct TagRequest<'a> {
     #[serde(borrow)]
-    id: Option<std::borrow::Cow<'a, str>>,
+    id: Option<TagId<'a>>,
+}
+
+/// A tag id: a string, or a number as hotgo's clients send (`{"id": 42}` is tag `"42"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TagId<'a> {
+    Str(#[serde(borrow)] std::borrow::Cow<'a, str>),
+    Num(serde_json::Number),
+}
+
+impl<'a> TagId<'a> {
+    fn into_tag(self) -> std::borrow::Cow<'a, str> {
+        match self {
+            TagId::Str(s) => s,
+            TagId::Num(n) => std::borrow::Cow::Owned(n.to_string()),
+        }
+    }
 }
 
 /// One client frame: built-in events here, everything else to the handler.
@@ -260,9 +283,17 @@ async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str) {
             client.send(protocol::success_frame("ping", None));
         }
         "join" | "quit" => {
-            let tag = serde_json::from_str::<TagRequest<'_>>(data).ok().and_then(|r| r.id).filter(|t| !t.is_empty());
+            let tag = serde_json::from_str::<TagRequest<'_>>(data)
+                .ok()
+                .and_then(|r| r.id)
+                .map(TagId::into_tag)
+                .filter(|t| !t.is_empty());
             let Some(tag) = tag else {
-                client.send(protocol::error_frame(&event, ErrorKind::BadRequest, "expected data {\"id\": \"<tag>\"}"));
+                client.send(protocol::error_frame(
+                    &event,
+                    ErrorKind::BadRequest,
+                    "expected data {\"id\": \"<tag>\"} (a string or a number)",
+                ));
                 return;
             };
             if event == "join" {

@@ -4,6 +4,7 @@ mod auth;
 mod common;
 mod conformance;
 mod handlers;
+mod hotgo;
 mod http_api;
 mod presence;
 mod protocol;
