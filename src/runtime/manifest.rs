@@ -235,6 +235,199 @@ impl Manifest {
 mod tests {
     use super::*;
 
+    /// Loads `text` as `switchyard.toml` in a fresh folder; the folder lives as long as the result.
+    fn load(text: &str) -> (tempfile::TempDir, Result<Manifest, ManifestError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("switchyard.toml");
+        std::fs::write(&file, text).unwrap();
+        let m = Manifest::load(&file);
+        (dir, m)
+    }
+
+    /// The message of a manifest that must be refused.
+    fn refusal(text: &str) -> String {
+        match load(text).1 {
+            Ok(m) => panic!("accepted: {m:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const ECHO: &str = "[modules.echo]\npath = \"echo.wat\"\nprefixes = [\"echo\"]\n";
+
+    fn route(event: &str, module: &str) -> String {
+        format!("[[routes]]\nevent = \"{event}\"\nmodule = \"{module}\"\nexport = \"handle\"\n")
+    }
+
+    #[test]
+    fn a_valid_manifest_parses_with_its_defaults() {
+        let text = r#"
+[modules.chat]
+path = "build/chat.wasm"
+tags = ["chat:*"]
+capabilities = ["send_to_user", "claims"]
+instance = "reuse"
+[modules.chat.limits]
+memory_mib = 4
+fuel = 1000
+
+[modules.echo]
+path = "echo.wat"
+prefixes = ["echo", "admin/addons/hgexample/"]
+
+[[routes]]
+event = "chat/send"
+module = "chat"
+export = "chat_send"
+[[routes]]
+event = "echo"
+module = "echo"
+export = "echo"
+[[routes]]
+event = "admin/addons/hgexample/testMessage"
+module = "echo"
+export = "echo"
+"#;
+        let (dir, m) = load(text);
+        let m = m.unwrap();
+        assert_eq!(m.file, dir.path().join("switchyard.toml"));
+        assert_eq!(m.modules.keys().collect::<Vec<_>>(), ["chat", "echo"]);
+        let chat = &m.modules["chat"];
+        assert_eq!(chat.path, dir.path().join("build/chat.wasm"));
+        assert_eq!(chat.prefixes("chat"), ["chat/"], "the default prefix is the module's name");
+        assert!(chat.has(Capability::SendToUser) && chat.has(Capability::Claims) && !chat.has(Capability::SendToAll));
+        assert!(chat.tag_allowed("chat:lobby") && !chat.tag_allowed("admin"));
+        assert_eq!(chat.instance, InstanceMode::Reuse);
+        assert_eq!(
+            chat.limits,
+            Limits { memory_mib: 4, fuel: Some(1000), ..Limits::default() },
+            "unset limits default"
+        );
+        let echo = &m.modules["echo"];
+        assert_eq!(echo.instance, InstanceMode::Fresh, "fresh instances by default");
+        assert_eq!(echo.limits, Limits::default());
+        assert!(echo.tags.is_empty() && echo.capabilities.is_empty(), "nothing granted by default");
+        assert_eq!(echo.prefixes("echo"), ["echo", "admin/addons/hgexample/"]);
+        let events: Vec<_> =
+            m.routes.iter().map(|r| (r.event.as_str(), r.module.as_str(), r.export.as_str())).collect();
+        assert_eq!(
+            events,
+            [
+                ("chat/send", "chat", "chat_send"),
+                ("echo", "echo", "echo"),
+                ("admin/addons/hgexample/testMessage", "echo", "echo")
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_manifest_has_no_modules_and_no_routes() {
+        let m = load("").1.unwrap();
+        assert!(m.modules.is_empty() && m.routes.is_empty());
+    }
+
+    #[test]
+    fn relative_paths_are_resolved_against_the_manifest_folder_and_absolute_ones_kept() {
+        let absolute = std::env::temp_dir().join("elsewhere/abs.wasm");
+        let text = format!(
+            "[modules.rel]\npath = \"../up/rel.wasm\"\n[modules.abs]\npath = {:?}\n",
+            absolute.display().to_string()
+        );
+        let (dir, m) = load(&text);
+        let m = m.unwrap();
+        assert_eq!(m.modules["rel"].path, dir.path().join("../up/rel.wasm"));
+        assert_eq!(m.modules["abs"].path, absolute);
+    }
+
+    #[test]
+    fn a_route_to_an_undeclared_module_is_refused_naming_it_and_the_fix() {
+        let err = refusal(&format!("{ECHO}{}", route("shop/buy", "shop")));
+        assert!(err.contains("route \"shop/buy\" names module \"shop\""), "{err}");
+        assert!(err.contains("add [modules.shop]"), "{err}");
+    }
+
+    #[test]
+    fn an_event_routed_twice_is_refused() {
+        let err = refusal(&format!("{ECHO}{}{}", route("echo", "echo"), route("echo", "echo")));
+        assert!(err.contains("event \"echo\" is routed twice"), "{err}");
+    }
+
+    #[test]
+    fn a_route_outside_the_module_prefixes_is_refused_naming_them() {
+        let err = refusal(&format!("{ECHO}{}", route("other/x", "echo")));
+        assert!(err.contains("outside module \"echo\"'s namespace [\"echo\"]"), "{err}");
+        assert!(err.contains("modules.echo.prefixes"), "{err}");
+        // The default prefix is `NAME/`: `chatroom` is not under `chat/`.
+        let chat = "[modules.chat]\npath = \"chat.wasm\"\n";
+        assert!(load(&format!("{chat}{}", route("chat/send", "chat"))).1.is_ok());
+        let err = refusal(&format!("{chat}{}", route("chatroom", "chat")));
+        assert!(err.contains("[\"chat/\"]"), "{err}");
+    }
+
+    #[test]
+    fn built_in_events_cannot_be_routed() {
+        for event in RESERVED_EVENTS {
+            let m = format!("[modules.x]\npath = \"x.wasm\"\nprefixes = [\"{event}\"]\n{}", route(event, "x"));
+            let err = refusal(&m);
+            assert!(err.contains(&format!("route \"{event}\" takes a built-in event")), "{err}");
+        }
+        let err = refusal(&format!("{ECHO}{}", route("", "echo")));
+        assert!(err.contains("empty event name"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_naming_the_field() {
+        let cases = [
+            ("[modules.echo]\npath = \"e.wat\"\nprefix = [\"echo\"]\n", "prefix"),
+            ("[modules.echo]\npath = \"e.wat\"\n[modules.echo.limits]\nmemory_mb = 4\n", "memory_mb"),
+            (
+                "[modules.echo]\npath = \"e.wat\"\n[[routes]]\nevent = \"echo/x\"\nmodule = \"echo\"\nexprt = \"x\"\n",
+                "exprt",
+            ),
+            ("[module.echo]\npath = \"e.wat\"\n", "module"),
+        ];
+        for (text, field) in cases {
+            let (dir, m) = load(text);
+            match m {
+                Err(e @ ManifestError::Parse { .. }) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains(&format!("unknown field `{field}`")), "{msg}");
+                    assert!(
+                        msg.contains(&dir.path().join("switchyard.toml").display().to_string()),
+                        "names the file: {msg}"
+                    );
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        let err = refusal("[modules.echo]\npath = \"e.wat\"\ncapabilities = [\"send_to_everyone\"]\n");
+        assert!(err.contains("send_to_everyone"), "an unknown capability is named: {err}");
+        let err = refusal("[modules.echo]\npath = \"e.wat\"\ninstance = \"pooled\"\n");
+        assert!(err.contains("pooled"), "an unknown instance mode is named: {err}");
+        let err = refusal("[modules.echo]\nprefixes = [\"echo\"]\n");
+        assert!(err.contains("missing field `path`"), "{err}");
+    }
+
+    #[test]
+    fn unsafe_module_settings_are_refused() {
+        let err = refusal("[modules.echo]\npath = \"e.wat\"\nprefixes = [\"\"]\n");
+        assert!(err.contains("modules.echo.prefixes: an empty prefix"), "{err}");
+        let err = refusal("[modules.echo]\npath = \"e.wat\"\nlimits = { timeout_ms = 0 }\n");
+        assert!(err.contains("modules.echo.limits"), "{err}");
+        let err = refusal("[modules.echo]\npath = \"e.wat\"\ninstance = \"reuse\"\ncapabilities = [\"wasi\"]\n");
+        assert!(err.contains("cannot be combined with the \"wasi\" capability"), "{err}");
+        let overlap = "[modules.a]\npath = \"a.wat\"\nprefixes = [\"shop/\"]\n[modules.b]\npath = \"b.wat\"\nprefixes = [\"shop/cart/\"]\n";
+        assert!(refusal(overlap).contains("overlapping event prefixes"));
+    }
+
+    #[test]
+    fn a_missing_manifest_is_a_read_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("nope.toml");
+        let err = Manifest::load(&file).unwrap_err();
+        assert!(matches!(err, ManifestError::Read { .. }), "{err:?}");
+        assert!(err.to_string().contains("nope.toml: cannot read"), "{err}");
+    }
+
     #[test]
     fn tag_patterns() {
         assert!(tag_matches("chat:*", "chat:lobby"));

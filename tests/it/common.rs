@@ -62,6 +62,26 @@ module = "echo"
 export = "fail"
 "#;
 
+/// A temporary folder holding `switchyard.toml` (this manifest) and these files.
+pub fn dir_with(manifest: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("switchyard.toml"), manifest).unwrap();
+    for (name, body) in files {
+        std::fs::write(dir.path().join(name), body).unwrap();
+    }
+    dir
+}
+
+/// Polls `cond` (every 10 ms) until it holds; panics naming `what` if it does not `within`.
+/// For states a test cannot be told about directly: a counter, an HTTP endpoint, a file.
+pub async fn wait_until(what: &str, within: Duration, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !cond().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {within:?} waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 pub struct TestServer {
     pub server: Option<Server>,
     pub addr: std::net::SocketAddr,
@@ -89,12 +109,18 @@ impl TestServer {
 
     /// A server with this manifest, these files beside it, and config tweaks.
     pub async fn with(manifest: &str, files: &[(&str, &str)], tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("switchyard.toml"), manifest).unwrap();
-        for (name, body) in files {
-            std::fs::write(dir.path().join(name), body).unwrap();
+        Self::in_dir(dir_with(manifest, files), tweak).await
+    }
+
+    /// Starts a server on this manifest and these files, which must refuse to start; returns
+    /// why (the error `switchyard` prints before exiting).
+    pub async fn refusal(manifest: &str, files: &[(&str, &str)]) -> String {
+        let dir = dir_with(manifest, files);
+        let config = test_config(dir.path());
+        match Self::try_in_dir(dir, config).await {
+            Ok(_) => panic!("the server started; expected the manifest to be refused:\n{manifest}"),
+            Err(e) => e.to_string(),
         }
-        Self::in_dir(dir, tweak).await
     }
 
     pub async fn in_dir(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
@@ -155,6 +181,12 @@ impl TestServer {
             .unwrap_or_else(|| panic!("{name} in /metrics:\n{m}"))
     }
 
+    /// Waits until counter `name` reaches `value`, then asserts it is exactly `value` (not past it).
+    pub async fn wait_metric(&self, name: &str, value: u64) {
+        wait_until(&format!("{name} reaches {value}"), TIMEOUT, async || self.metric(name).await >= value).await;
+        assert_eq!(self.metric(name).await, value, "{name}");
+    }
+
     /// Replaces a file beside the manifest atomically (write + rename), as operators should.
     pub fn replace_file(&self, name: &str, body: &[u8]) {
         let tmp = self.dir.path().join(format!(".{name}.tmp"));
@@ -211,6 +243,14 @@ impl Client {
                 other => panic!("expected a text frame, got {other:?}"),
             }
         }
+    }
+
+    /// Proves nothing is queued to this client: frames to one client arrive in the order they
+    /// were queued, so if the answer to a ping sent now is the next frame, nothing was before it.
+    /// (Instead of waiting a while for a frame that should not come.)
+    pub async fn assert_nothing_queued(&mut self, what: &str) {
+        let r = self.request("ping", Value::Null).await;
+        assert_eq!(r["event"], "ping", "{what}: got {r}");
     }
 
     /// Sends and returns the next frame.

@@ -2,7 +2,7 @@
 //! errors reaching the client, hot swap under load, and broken modules.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -146,28 +146,23 @@ fn reuse_echo_manifest(extra: &str) -> String {
     ECHO_MANIFEST.replace(prefixes, &format!("{prefixes}\ninstance = \"reuse\"{extra}"))
 }
 
-/// Starts a server on `manifest` with `echo_wat` as echo.wat; returns its refusal.
-async fn refusal(manifest: &str, echo_wat: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("echo.wat"), echo_wat).unwrap();
-    std::fs::write(dir.path().join("switchyard.toml"), manifest).unwrap();
-    let config = test_config(dir.path());
-    TestServer::try_in_dir(dir, config).await.err().expect("refused").to_string()
-}
-
 #[tokio::test]
 async fn hot_swap_of_a_reused_module_switches_every_later_event_to_v2() {
     let manifest = reuse_echo_manifest("");
     hot_swap_under_load(TestServer::with(&manifest, &[("echo.wat", &wat("echo.wat"))], |_| {}).await).await;
 }
 
-/// Four clients send continuously while echo.wat is replaced by echo_v2.wat.
+/// Four clients send continuously while echo.wat is replaced by echo_v2.wat: the file is
+/// replaced once every client has had a v1 reply, and the clients stop once the swap is counted
+/// (each after its first v2 reply).
 async fn hot_swap_under_load(s: TestServer) {
+    const CLIENTS: u64 = 4;
     let stop = Arc::new(AtomicBool::new(false));
+    let served_by_v1 = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for i in 0..4 {
+    for i in 0..CLIENTS {
         let mut c = s.connect(&format!("user{i}")).await;
-        let stop = stop.clone();
+        let (stop, served_by_v1) = (stop.clone(), served_by_v1.clone());
         tasks.push(tokio::spawn(async move {
             let (mut sent, mut v1, mut v2) = (0u64, 0u64, 0u64);
             while !stop.load(Ordering::Relaxed) || v2 == 0 {
@@ -175,6 +170,9 @@ async fn hot_swap_under_load(s: TestServer) {
                 assert_eq!(r["code"], 0, "every request succeeds across the swap: {r}");
                 if r["data"] == json!({"n": sent}) {
                     assert_eq!(v2, 0, "no v1 reply after a v2 reply on one connection");
+                    if v1 == 0 {
+                        served_by_v1.fetch_add(1, Ordering::Relaxed);
+                    }
                     v1 += 1;
                 } else {
                     assert_eq!(r["data"], json!({"v": 2, "d": {"n": sent}}));
@@ -183,14 +181,14 @@ async fn hot_swap_under_load(s: TestServer) {
                 sent += 1;
                 assert!(sent < 1_000_000);
             }
-            // Nothing else is pending: exactly one reply per request.
-            assert!(c.try_recv(Duration::from_millis(100)).await.is_none());
+            c.assert_nothing_queued("exactly one reply per request").await;
             (sent, v1, v2)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until("every client was answered by v1", TIMEOUT, async || served_by_v1.load(Ordering::Relaxed) == CLIENTS)
+        .await;
     s.replace_file("echo.wat", wat("echo_v2.wat").as_bytes());
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    s.wait_metric("reloads_total", 1).await;
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let (sent, v1, v2) = t.await.unwrap();
@@ -201,21 +199,28 @@ async fn hot_swap_under_load(s: TestServer) {
     assert_eq!(st["modules"][0]["generation"], 2, "{st}");
 }
 
+/// How long a test watches a server for something that must not happen: 15 of the tests'
+/// 20 ms debounce periods (`watch_debounce_ms`), long enough for a reload loop to show.
+const QUIET: Duration = Duration::from_millis(300);
+
 #[tokio::test]
 async fn an_idle_server_does_not_reload_until_a_file_changes() {
     let s = TestServer::start().await;
-    // Reloading reads the files; reading must not count as a change (no reload loop).
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(s.metric("reload_checks_total").await, 0);
-    s.replace_file("echo.wat", wat("echo_v2.wat").as_bytes());
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while s.metric("reload_checks_total").await < 1 {
-        assert!(tokio::time::Instant::now() < deadline, "the change was never seen");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // Reloading reads the files; reading must not count as a change, or each reload would
+    // trigger the next. That something does not happen takes a while to see: this sleep is
+    // the behaviour under test, not a synchronisation.
+    for f in ["switchyard.toml", "echo.wat"] {
+        std::fs::read(s.dir.path().join(f)).unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(s.metric("reload_checks_total").await, 0, "reading files is no change");
+    s.replace_file("echo.wat", wat("echo_v2.wat").as_bytes());
+    s.wait_metric("reloads_total", 1).await;
+    // The reload read the files: watch for the loop that reading would start.
+    tokio::time::sleep(QUIET).await;
     let checks = s.metric("reload_checks_total").await;
-    assert!(checks <= 2, "one write, at most a couple of reloads, not a loop: {checks}");
+    assert!((1..=2).contains(&checks), "one write, at most a couple of reloads, not a loop: {checks}");
+    assert_eq!(s.metric("reloads_total").await, 1, "one swap");
 }
 
 #[tokio::test]
@@ -225,15 +230,11 @@ async fn a_broken_module_leaves_the_good_one_serving_and_shows_in_admin_modules(
     let (_, before) = s.get("/admin/modules").await;
     let hash = before["modules"][0]["hash"].clone();
     s.replace_file("echo.wat", b"(module this is not wat");
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    let status = loop {
-        let (_, st) = s.get("/admin/modules").await;
-        if !st["modules"][0]["last_error"].is_null() {
-            break st;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "reload error never reported");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    wait_until("the reload error is reported", TIMEOUT, async || {
+        !s.get("/admin/modules").await.1["modules"][0]["last_error"].is_null()
+    })
+    .await;
+    let (_, status) = s.get("/admin/modules").await;
     let m = &status["modules"][0];
     assert!(m["last_error"].as_str().unwrap().contains("echo.wat"), "{m}");
     assert_eq!(m["hash"], hash);
@@ -248,7 +249,7 @@ async fn a_broken_module_leaves_the_good_one_serving_and_shows_in_admin_modules(
 async fn a_manifest_routing_to_a_missing_export_is_refused_naming_file_route_and_fix() {
     let manifest =
         "[modules.echo]\npath = \"echo.wat\"\n[[routes]]\nevent = \"echo/x\"\nmodule = \"echo\"\nexport = \"nope\"\n";
-    let err = refusal(manifest, &wat("echo.wat")).await;
+    let err = TestServer::refusal(manifest, &[("echo.wat", &wat("echo.wat"))]).await;
     assert!(err.contains("echo.wat") && err.contains("\"nope\"") && err.contains("export it"), "{err}");
 }
 
@@ -256,11 +257,8 @@ async fn a_manifest_routing_to_a_missing_export_is_refused_naming_file_route_and
 async fn compiled_modules_are_cached_on_disk() {
     let s = TestServer::start().await;
     let cache = s.dir.path().join("cache");
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while walk(&cache) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "nothing cached in {}", cache.display());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Wasmtime writes its cache in the background: wait for the file, not for a while.
+    wait_until(&format!("a module is cached in {}", cache.display()), TIMEOUT, async || walk(&cache) > 0).await;
 }
 
 fn walk(p: &std::path::Path) -> usize {
@@ -318,7 +316,7 @@ async fn with_instance_reuse_a_trapped_instance_is_never_reused() {
 #[tokio::test]
 async fn instance_reuse_without_a_reset_export_is_refused_naming_the_fix() {
     let no_reset = wat("echo.wat").replace("(func (export \"switchyard_reset\")", "(func");
-    let err = refusal(&reuse_echo_manifest(""), &no_reset).await;
+    let err = TestServer::refusal(&reuse_echo_manifest(""), &[("echo.wat", &no_reset)]).await;
     assert!(
         err.contains("echo.wat") && err.contains("switchyard_reset") && err.contains("instance = \"fresh\""),
         "{err}"
@@ -327,6 +325,7 @@ async fn instance_reuse_without_a_reset_export_is_refused_naming_the_fix() {
 
 #[tokio::test]
 async fn instance_reuse_with_wasi_is_refused() {
-    let err = refusal(&reuse_echo_manifest("\ncapabilities = [\"wasi\"]"), &wat("echo.wat")).await;
+    let manifest = reuse_echo_manifest("\ncapabilities = [\"wasi\"]");
+    let err = TestServer::refusal(&manifest, &[("echo.wat", &wat("echo.wat"))]).await;
     assert!(err.contains("modules.echo") && err.contains("wasi"), "{err}");
 }

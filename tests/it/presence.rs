@@ -23,7 +23,7 @@ async fn join_and_quit_answer_with_the_tag_list_and_tag_sends_follow_them() {
     let (_, r) = s.post("/api/send/tag", json!({"tag": "room1", "event": "news", "data": {"n": 2}})).await;
     assert_eq!(r["delivered"], 1);
     assert_eq!(a.recv().await["data"]["n"], 2);
-    assert!(b.try_recv(Duration::from_millis(200)).await.is_none());
+    b.assert_nothing_queued("a tag send after quit").await;
 }
 
 #[tokio::test]
@@ -54,7 +54,7 @@ async fn a_user_on_two_connections_receives_a_user_send_on_both() {
     assert_eq!(r["delivered"], 2);
     assert_eq!(a1.recv().await["data"], "hi");
     assert_eq!(a2.recv().await["data"], "hi");
-    assert!(b.try_recv(Duration::from_millis(200)).await.is_none());
+    b.assert_nothing_queued("another user's send").await;
 }
 
 #[tokio::test]
@@ -65,15 +65,18 @@ async fn heartbeat_timeout_closes_and_removes_the_client_from_every_index() {
     })
     .await;
     let mut silent = s.connect("ghost").await;
+    let last_frame = std::time::Instant::now();
     silent.request("join", json!({"id": "haunt"})).await;
     let (_, online) = s.get("/api/online").await;
     assert_eq!(
         (online["clients"].as_u64(), online["users"].as_u64(), online["tags"].as_u64()),
         (Some(1), Some(1), Some(1))
     );
-    // Say nothing for longer than the timeout.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    // Say nothing, and wait for the server to close the connection.
     assert_eq!(silent.expect_close().await, Some(4000));
+    assert!(last_frame.elapsed() >= Duration::from_secs(1), "not before the timeout: {:?}", last_frame.elapsed());
+    assert_eq!(s.metric("heartbeat_timeouts_total").await, 1);
+    // The client is removed from every index before its close frame is sent.
     let (_, online) = s.get("/api/online").await;
     assert_eq!(
         (online["clients"].as_u64(), online["users"].as_u64(), online["tags"].as_u64()),
@@ -86,10 +89,13 @@ async fn a_client_that_pings_stays_online_past_the_timeout() {
     let s =
         TestServer::with(ECHO_MANIFEST, &[("echo.wat", &wat("echo.wat"))], |c| c.ws.heartbeat_timeout_secs = 1).await;
     let mut c = s.connect("alice").await;
+    // Time passing is the behaviour under test: 1.8 s of pings 300 ms apart, past the 1 s
+    // timeout (the smallest the config allows).
     for _ in 0..6 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(c.request("ping", json!(null)).await["event"], "ping");
     }
+    assert_eq!(s.metric("heartbeat_timeouts_total").await, 0);
 }
 
 #[tokio::test]
@@ -120,17 +126,8 @@ async fn a_client_that_stops_reading_is_disconnected_while_others_keep_receiving
     let (got, _healthy) = reader.await.unwrap();
     assert_eq!(got, 600, "the healthy client received everything");
     // The stalled client was cut off: its frames end with a close (or a reset).
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        let (_, online) = s.get("/api/online").await;
-        if online["clients"] == 1 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "stalled client still online: {online}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let text = reqwest::get(s.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(text.contains("switchyard_slow_consumers_total 1"), "{text}");
+    wait_until("the stalled client is offline", TIMEOUT, async || s.get("/api/online").await.1["clients"] == 1).await;
+    assert_eq!(s.metric("slow_consumers_total").await, 1);
     drop(stalled);
 }
 

@@ -31,7 +31,7 @@ export = "echo"
 
 fn hostile_manifest() -> String {
     let mut m = HOSTILE_MANIFEST.to_string();
-    for e in ["echo", "spin", "bomb", "recurse", "flood", "denied_tag", "badptr"] {
+    for e in ["echo", "spin", "tell_admin_and_spin", "bomb", "recurse", "flood", "denied_tag", "badptr"] {
         m.push_str(&format!(
             "[[routes]]\nevent = \"admin/addons/hostile/{e}\"\nmodule = \"hostile\"\nexport = \"{e}\"\n"
         ));
@@ -69,18 +69,21 @@ async fn an_infinite_loop_ends_at_the_deadline_with_handler_timeout() {
     let r = attack(&s, "spin").await;
     assert_eq!((r["code"].as_i64(), r["kind"].as_str()), (Some(-1), Some("handler_timeout")));
     assert_eq!(r["errorMsg"], "handler timeout");
-    let m = reqwest::get(s.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(m.contains("switchyard_handler_timeouts_total 1"), "{m}");
+    assert_eq!(s.metric("handler_timeouts_total").await, 1);
 }
 
 #[tokio::test]
 async fn an_idle_server_rests_its_epoch_ticker() {
     let s = hostile_server().await;
     let before = s.metric("epoch_ticks_total").await;
+    // A rate takes a while to measure: this sleep is the behaviour under test. (The ticker is
+    // an OS thread on the wall clock; tokio's paused time does not reach it.)
+    let t0 = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let ticks = s.metric("epoch_ticks_total").await - before;
+    let secs = t0.elapsed().as_secs_f64();
     // At rest: one tick per 4 ms (250 a second), not one per 250 µs (4,000).
-    assert!(ticks <= 600, "{ticks} ticks in an idle second");
+    assert!(ticks as f64 <= 600.0 * secs, "{ticks} ticks in an idle {secs:.2} s");
 }
 
 #[tokio::test]
@@ -89,7 +92,8 @@ async fn a_spinning_call_wakes_the_epoch_ticker_to_full_rate() {
     let before = s.metric("epoch_ticks_total").await;
     let t0 = std::time::Instant::now();
     assert_eq!(attack(&s, "spin").await["kind"], "handler_timeout");
-    // The ticker keeps its full rate for a second after the last slow tick.
+    // The ticker keeps its full rate for a second after the last slow tick: measure the rate
+    // over part of that second too (a measuring window, the behaviour under test).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ticks = s.metric("epoch_ticks_total").await - before;
     let at_rest = t0.elapsed().as_millis() as u64 / 4;
@@ -147,9 +151,8 @@ async fn a_flood_of_sends_from_one_call_stops_at_the_budget_with_send_limit() {
     }
     let r = attacker.recv().await;
     assert_eq!((r["code"].as_i64(), r["kind"].as_str()), (Some(-1), Some("send_limit")), "{r}");
-    assert!(attacker.try_recv(std::time::Duration::from_millis(200)).await.is_none(), "no more than max_sends");
-    let m = reqwest::get(s.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(m.contains("switchyard_send_limit_total 1"), "{m}");
+    attacker.assert_nothing_queued("no more than max_sends").await;
+    assert_eq!(s.metric("send_limit_total").await, 1);
 }
 
 #[tokio::test]
@@ -159,23 +162,13 @@ async fn an_ungranted_tag_send_is_denied_at_run_time() {
     admin.request("join", json!({"id": "admin"})).await;
     let r = attack(&s, "denied_tag").await;
     assert_eq!(r["errorMsg"], "handler failed with status 4", "ERR_DENIED reached the guest: {r}");
-    assert!(admin.try_recv(std::time::Duration::from_millis(200)).await.is_none(), "nothing reached the tag");
-}
-
-async fn refused(manifest: &str, files: &[(&str, &str)]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("switchyard.toml"), manifest).unwrap();
-    for (n, b) in files {
-        std::fs::write(dir.path().join(n), b).unwrap();
-    }
-    let config = test_config(dir.path());
-    TestServer::try_in_dir(dir, config).await.err().expect("the manifest is refused").to_string()
+    admin.assert_nothing_queued("nothing reached the tag").await;
 }
 
 #[tokio::test]
 async fn an_ungranted_import_is_refused_at_load() {
     let manifest = "[modules.hostile]\npath = \"hostile.wat\"\ntags = [\"chat:*\"]\n";
-    let err = refused(manifest, &[("hostile.wat", &wat("hostile.wat"))]).await;
+    let err = TestServer::refusal(manifest, &[("hostile.wat", &wat("hostile.wat"))]).await;
     assert!(err.contains("send_to_client") && err.contains("capabilities"), "{err}");
 }
 
@@ -183,7 +176,7 @@ async fn an_ungranted_import_is_refused_at_load() {
 async fn a_route_outside_the_module_prefix_is_rejected() {
     let manifest = "[modules.echo]\npath = \"echo.wat\"\nprefixes = [\"admin/addons/echo/\"]\n\
         [[routes]]\nevent = \"admin/addons/other/take\"\nmodule = \"echo\"\nexport = \"echo\"\n";
-    let err = refused(manifest, &[("echo.wat", &wat("echo.wat"))]).await;
+    let err = TestServer::refusal(manifest, &[("echo.wat", &wat("echo.wat"))]).await;
     assert!(err.contains("outside module \"echo\"'s namespace"), "{err}");
 }
 
@@ -191,7 +184,7 @@ async fn a_route_outside_the_module_prefix_is_rejected() {
 async fn overlapping_module_namespaces_are_rejected() {
     let manifest = "[modules.a]\npath = \"echo.wat\"\nprefixes = [\"shop/\"]\n\
         [modules.b]\npath = \"echo.wat\"\nprefixes = [\"shop/cart/\"]\n";
-    let err = refused(manifest, &[("echo.wat", &wat("echo.wat"))]).await;
+    let err = TestServer::refusal(manifest, &[("echo.wat", &wat("echo.wat"))]).await;
     assert!(err.contains("overlapping"), "{err}");
 }
 
@@ -204,17 +197,17 @@ async fn huge_memories_tables_and_data_are_refused_at_load() {
         )
     };
     let manifest = "[modules.big]\npath = \"big.wat\"\n";
-    let err = refused(manifest, &[("big.wat", &m("1000"))]).await;
+    let err = TestServer::refusal(manifest, &[("big.wat", &m("1000"))]).await;
     assert!(err.contains("initial memory"), "{err}");
 
     let table = "(module (memory (export \"memory\") 1) (table 100000 funcref) (func (export \"switchyard_abi_v1\")) \
         (func (export \"alloc\") (param i32) (result i32) (i32.const 0)))";
-    let err = refused(manifest, &[("big.wat", table)]).await;
+    let err = TestServer::refusal(manifest, &[("big.wat", table)]).await;
     assert!(err.contains("table of 100000"), "{err}");
 
     let data = format!("1) (data (i32.const 0) \"{}\"", "a".repeat(1024 * 1024 + 1));
     let manifest_1mib = "[modules.big]\npath = \"big.wat\"\n[modules.big.limits]\nmemory_mib = 1\n";
-    let err = refused(manifest_1mib, &[("big.wat", &m(&data))]).await;
+    let err = TestServer::refusal(manifest_1mib, &[("big.wat", &m(&data))]).await;
     assert!(err.contains("data segments"), "{err}");
 }
 
@@ -231,22 +224,25 @@ async fn wasi_output_reaches_the_log_only_when_granted() {
     assert!(line.contains("wasiprinter"), "prefixed with the module name: {line}");
 
     let ungranted = manifest.replace("capabilities = [\"wasi\"]\n", "");
-    let err = refused(&ungranted, &[("wasi_hello.wat", &wat("wasi_hello.wat"))]).await;
+    let err = TestServer::refusal(&ungranted, &[("wasi_hello.wat", &wat("wasi_hello.wat"))]).await;
     assert!(err.contains("not granted WASI"), "{err}");
 }
 
 #[tokio::test]
 async fn with_every_instance_slot_taken_a_call_is_answered_busy() {
-    let s = TestServer::with(
-        &hostile_manifest(),
-        &[("hostile.wat", &wat("hostile.wat")), ("echo.wat", &wat("echo.wat"))],
-        |c| c.runtime.max_instances = 1,
-    )
+    // A longer deadline than the other attacks': the busy answer must come while it spins.
+    let manifest = hostile_manifest().replace("timeout_ms = 400", "timeout_ms = 1000");
+    let s = TestServer::with(&manifest, &[("hostile.wat", &wat("hostile.wat")), ("echo.wat", &wat("echo.wat"))], |c| {
+        c.runtime.max_instances = 1
+    })
     .await;
     let mut attacker = s.connect("mallory").await;
     let mut other = s.connect("alice").await;
-    attacker.send("admin/addons/hostile/spin", json!({})).await;
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let mut admin = s.connect("admin").await;
+    attacker.send("admin/addons/hostile/tell_admin_and_spin", json!({})).await;
+    // The call tells "admin" it runs (its own replies go out when it ends): from then until its
+    // deadline, it holds the only instance slot.
+    assert_eq!(admin.recv().await["event"], "admin/addons/hostile/tell_admin_and_spin");
     let r = other.request("echo", json!(1)).await;
     assert_eq!((r["code"].as_i64(), r["kind"].as_str()), (Some(-1), Some("busy")), "{r}");
     assert_eq!(attacker.recv().await["kind"], "handler_timeout");

@@ -39,6 +39,13 @@
     (loop $l (br $l))
     (i32.const 0))
 
+  ;; Tells user "admin" it is running (send_to_user, delivered at once, unlike its own replies,
+  ;; which go out when the call ends), then loops forever.
+  (func (export "tell_admin_and_spin") (param $p i32) (param $l i32) (result i32)
+    (drop (call $send_to_user (i32.const 0) (i32.const 5) (call $ev (local.get $p)) (call $ev_len (local.get $p)) (i32.const 32) (i32.const 1)))
+    (loop $l (br $l))
+    (i32.const 0))
+
   ;; Grows memory until refused, then traps like an allocator would.
   (func (export "bomb") (param i32 i32) (result i32)
     (loop $l
