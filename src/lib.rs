@@ -4,12 +4,13 @@
 //! what its parts share; [`auth`] admits connections; [`session`] is one connection's hot path
 //! (frame in, handler call, frames out); [`protocol`] is the wire format; [`delivery`] is the
 //! send API and presence (one connection's outbox, this node's hub, a cluster broker's seam);
-//! [`runtime`] runs the WASM handlers; [`http_api`] is the operator's API; [`metrics`] counts;
+//! [`cluster`] is that broker over Redis; [`runtime`] runs the WASM handlers; [`http_api`] is the operator's API; [`metrics`] counts;
 //! [`shard`] splits per-thread state.
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod delivery;
 pub mod http_api;

@@ -79,6 +79,12 @@ metrics! {
     oversized_frames_total: "counter",
     /// Clients closed by the heartbeat timeout.
     heartbeat_timeouts_total: "counter",
+    /// Clients closed because their token expired without a refresh (4002).
+    tokens_expired_total: "counter",
+    /// `refresh` events that moved a connection's token expiry.
+    token_refreshes_total: "counter",
+    /// `refresh` events refused (invalid token, or another user's).
+    token_refresh_refused_total: "counter",
     /// Error frames sent for bad client input (bad JSON, missing or unknown event, binary).
     protocol_errors_total: "counter",
     /// Handler calls made.
@@ -104,6 +110,20 @@ metrics! {
     /// Epoch ticks (the handler-deadline clock): one per 4 ms at rest, one per
     /// `runtime.epoch_tick_us` while a handler call is slow.
     epoch_ticks_total: "counter",
+    /// Cluster: messages published to other nodes.
+    cluster_published_total: "counter",
+    /// Cluster: messages from other nodes delivered here.
+    cluster_received_total: "counter",
+    /// Cluster: messages not published because the buffer was full (Redis too slow or down).
+    cluster_publish_dropped_total: "counter",
+    /// Cluster: messages whose publish failed at Redis (timeout, connection lost).
+    cluster_publish_failed_total: "counter",
+    /// Cluster: presence writes not made (buffer full, or Redis down); a resync follows.
+    cluster_presence_dropped_total: "counter",
+    /// Cluster: connections to Redis (re)established.
+    cluster_connects_total: "counter",
+    /// Cluster: dead nodes whose presence this node swept.
+    cluster_nodes_swept_total: "counter",
 }
 
 #[cfg(test)]

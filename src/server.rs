@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::AppState;
 use crate::auth::{self, Authenticator, Identity, TokenSource};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::metrics::Metrics;
@@ -34,6 +35,8 @@ pub struct Server {
     pub state: Arc<AppState>,
     /// Every connection task, so that shutdown can wait for their goodbyes.
     sessions: TaskTracker,
+    /// The Redis broker, in cluster mode.
+    pub cluster: Option<Arc<Cluster>>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -129,6 +132,10 @@ impl Server {
             let (cfg, d) = (config.runtime.clone(), delivery.clone());
             tokio::task::spawn_blocking(move || Runtime::new(&cfg, d)).await??
         };
+        let cluster = match &config.cluster.redis_url {
+            Some(url) => Some(Cluster::start(&config.cluster, url, &delivery)?),
+            None => None,
+        };
         if config.runtime.watch {
             runtime.watch(Duration::from_millis(config.runtime.watch_debounce_ms))?;
         }
@@ -154,7 +161,7 @@ impl Server {
                 .await
         });
         tracing::info!(addr = %local_addr, "listening (WebSocket at /ws)");
-        Ok(Self { local_addr, state, sessions, stop, task })
+        Ok(Self { local_addr, state, sessions, cluster, stop, task })
     }
 
     /// Closes every client with 1001, waits (at most [`SHUTDOWN_GRACE`]) for their connection
@@ -165,6 +172,10 @@ impl Server {
         self.sessions.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.sessions.wait()).await.is_err() {
             tracing::warn!(left = self.sessions.len(), "shutdown: some connections did not close in time");
+        }
+        if let Some(c) = &self.cluster {
+            c.leave().await;
+            c.stop();
         }
         let _ = self.stop.send(true);
         self.state.runtime.stop();
@@ -177,6 +188,9 @@ impl Drop for Server {
     /// A server dropped without [`Server::shutdown`] still stops serving and its background
     /// work (tests drop servers all the time).
     fn drop(&mut self) {
+        if let Some(c) = &self.cluster {
+            c.stop();
+        }
         let _ = self.stop.send(true);
         self.state.runtime.stop();
         self.state.delivery.close_all(close::GOING_AWAY);

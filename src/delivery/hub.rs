@@ -44,12 +44,10 @@ impl Hub {
         }
     }
 
-    /// Removes a client from every index; returns false if it was not there. `emptied` gets
-    /// the tags it was the last local member of.
-    pub fn remove(&self, client: &ClientHandle, emptied: &mut Vec<Arc<str>>) -> bool {
-        if self.clients.remove(&client.id).is_none() {
-            return false;
-        }
+    /// Removes a client from every index; returns the tags it was in, or `None` if it was
+    /// not there.
+    pub fn remove(&self, client: &ClientHandle) -> Option<Vec<Arc<str>>> {
+        self.clients.remove(&client.id)?;
         if !client.is_guest() {
             self.users.remove_if_mut(&client.identity.user, |_, v| {
                 v.retain(|c| c.id != client.id);
@@ -57,25 +55,21 @@ impl Hub {
             });
         }
         let tags = client.tags.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
-        for tag in tags {
-            if self.untag(&tag, client.id) {
-                emptied.push(tag);
-            }
+        for tag in &tags {
+            self.untag(tag, client.id);
         }
-        true
+        Some(tags)
     }
 
-    /// Removes one membership from the tag index; true if the tag has no local member left.
-    fn untag(&self, tag: &str, id: u64) -> bool {
-        self.tags
-            .remove_if_mut(tag, |_, m| {
-                m.remove(&id);
-                m.is_empty()
-            })
-            .is_some()
+    /// Removes one membership from the tag index.
+    fn untag(&self, tag: &str, id: u64) {
+        self.tags.remove_if_mut(tag, |_, m| {
+            m.remove(&id);
+            m.is_empty()
+        });
     }
 
-    /// Adds the client to a tag (idempotent). `Ok(true)` when it is the tag's first local member.
+    /// Adds the client to a tag (idempotent). `Ok(true)` when it was not in it yet.
     pub fn join(&self, client: &Arc<ClientHandle>, tag: &str) -> Result<bool, TagError> {
         if tag.is_empty() || tag.len() > MAX_TAG_LEN {
             return Err(TagError::BadName);
@@ -89,18 +83,17 @@ impl Hub {
         }
         let tag: Arc<str> = Arc::from(tag);
         tags.push(tag.clone());
-        let mut members = self.tags.entry(tag).or_default();
-        members.insert(client.id, client.clone());
-        Ok(members.len() == 1)
+        self.tags.entry(tag).or_default().insert(client.id, client.clone());
+        Ok(true)
     }
 
-    /// Removes the client from a tag (idempotent). `Some(last)` if it was a member, `last`
-    /// when no local member is left.
-    pub fn quit(&self, client: &ClientHandle, tag: &str) -> Option<bool> {
+    /// Removes the client from a tag (idempotent); true if it was in it.
+    pub fn quit(&self, client: &ClientHandle, tag: &str) -> bool {
         let mut tags = client.tags.lock().unwrap_or_else(|e| e.into_inner());
-        let i = tags.iter().position(|t| &**t == tag)?;
+        let Some(i) = tags.iter().position(|t| &**t == tag) else { return false };
         tags.swap_remove(i);
-        Some(self.untag(tag, client.id))
+        self.untag(tag, client.id);
+        true
     }
 
     pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
@@ -139,9 +132,9 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    /// Tags with at least one local member.
-    pub fn tag_names(&self) -> Vec<Arc<str>> {
-        self.tags.iter().map(|t| t.key().clone()).collect()
+    /// Every local client (for a cluster resync).
+    pub fn all(&self) -> Vec<Arc<ClientHandle>> {
+        self.clients.iter().map(|c| c.clone()).collect()
     }
 
     pub fn clients(&self) -> usize {

@@ -50,14 +50,16 @@ pub trait Broker: Send + Sync + 'static {
     fn publish(&self, to: Target<'_>, frame: &Utf8Bytes);
     /// A close request for connections on other nodes.
     fn kick(&self, to: Target<'_>, code: u16);
-    /// A local client connected / disconnected (`emptied`: tags with no local member left).
-    fn connected(&self, client: &Arc<ClientHandle>);
-    fn disconnected(&self, client: &ClientHandle, emptied: &[Arc<str>]);
-    /// A local client joined a tag; `first` when no other local client is in it. Resolves once
-    /// this node receives the tag's sends from every node.
-    fn joined<'a>(&'a self, client: &'a ClientHandle, tag: &'a str, first: bool) -> BoxFuture<'a, ()>;
-    /// A local client quit a tag; `last` when no local client is left in it.
-    fn quit(&self, client: &ClientHandle, tag: &str, last: bool);
+    /// A local client connected. Resolves once this node receives sends to its user from
+    /// every node (at once while the cluster is unreachable).
+    fn connected<'a>(&'a self, client: &'a ClientHandle) -> BoxFuture<'a, ()>;
+    /// A local client disconnected; `tags` are the tags it was in.
+    fn disconnected(&self, client: &ClientHandle, tags: &[Arc<str>]);
+    /// A local client joined a tag it was not in. Resolves once this node receives the tag's
+    /// sends from every node (at once while the cluster is unreachable).
+    fn joined<'a>(&'a self, client: &'a ClientHandle, tag: &'a str) -> BoxFuture<'a, ()>;
+    /// A local client quit a tag it was in.
+    fn quit(&self, client: &ClientHandle, tag: &str);
     fn online(&self) -> BoxFuture<'_, Option<Online>>;
     /// A page of every node's clients, and their total.
     fn clients(&self, page: usize, per_page: usize) -> BoxFuture<'_, Option<(usize, Vec<ClientInfo>)>>;
@@ -117,7 +119,7 @@ impl Delivery {
         let client = Arc::new(ClientHandle::new(n, id, identity, ip, ua, queue_limit, self.metrics.clone()));
         self.hub.add(&client);
         if let Some(b) = self.broker() {
-            b.connected(&client);
+            b.connected(&client).await;
         }
         for t in &token_tags {
             let _ = self.join(&client, t).await;
@@ -129,32 +131,30 @@ impl Delivery {
 
     /// Removes a client from every index (idempotent).
     pub fn disconnect(&self, client: &ClientHandle) {
-        let mut emptied = Vec::new();
-        if !self.hub.remove(client, &mut emptied) {
-            return;
-        }
+        let Some(tags) = self.hub.remove(client) else { return };
         self.metrics.connections.sub(1);
         if let Some(b) = self.broker() {
-            b.disconnected(client, &emptied);
+            b.disconnected(client, &tags);
         }
     }
 
     /// Adds the client to a tag (idempotent). Returns once sends to the tag from any node
     /// reach it.
     pub async fn join(&self, client: &Arc<ClientHandle>, tag: &str) -> Result<(), TagError> {
-        let first = self.hub.join(client, tag)?;
-        if let Some(b) = self.broker() {
-            b.joined(client, tag, first).await;
+        if self.hub.join(client, tag)?
+            && let Some(b) = self.broker()
+        {
+            b.joined(client, tag).await;
         }
         Ok(())
     }
 
     /// Removes the client from a tag (idempotent).
     pub fn quit(&self, client: &ClientHandle, tag: &str) {
-        if let Some(last) = self.hub.quit(client, tag)
+        if self.hub.quit(client, tag)
             && let Some(b) = self.broker()
         {
-            b.quit(client, tag, last);
+            b.quit(client, tag);
         }
     }
 
@@ -242,6 +242,11 @@ impl Delivery {
             return p;
         }
         (self.hub.clients(), self.hub.page(page, per_page))
+    }
+
+    /// The client with this id, if it is connected to this node.
+    pub fn local_client(&self, id: &str) -> Option<Arc<ClientHandle>> {
+        self.hub.get(self.local_id(id)?)
     }
 
     pub async fn client(&self, id: &str) -> Option<ClientInfo> {

@@ -35,6 +35,7 @@ pub struct ClientHandle {
     pub user_agent: Box<str>,
     /// Unix seconds.
     pub connected_at: u64,
+    connected_at_ms: u64,
     /// Unix milliseconds of the last frame (or pong) received: shown to operators.
     last_seen_ms: AtomicU64,
     /// Tags the client is in; the hub's tag index is the other side (lock order: these
@@ -66,14 +67,16 @@ impl ClientHandle {
         queue_limit: usize,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let now = unix_ms();
         Self {
             id,
             id_str,
             identity,
             ip,
             user_agent: user_agent.chars().take(256).collect::<String>().into_boxed_str(),
-            connected_at: crate::protocol::now_secs(),
-            last_seen_ms: AtomicU64::new(unix_ms()),
+            connected_at: now / 1000,
+            connected_at_ms: now,
+            last_seen_ms: AtomicU64::new(now),
             tags: Mutex::new(Vec::new()),
             queue: Mutex::new(VecDeque::new()),
             task: AtomicWaker::new(),
@@ -168,6 +171,10 @@ impl ClientHandle {
             }
         })
         .await
+    }
+
+    pub fn connected_at_ms(&self) -> u64 {
+        self.connected_at_ms
     }
 
     pub fn touch(&self) {

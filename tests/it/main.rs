@@ -1,6 +1,7 @@
 //! Integration tests: one binary (one link of wasmtime), one module per area of the spec.
 
 mod auth;
+mod cluster;
 mod common;
 mod conformance;
 mod handlers;
