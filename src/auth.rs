@@ -203,6 +203,8 @@ pub fn bearer(s: &str) -> &str {
     let s = s.trim();
     match s.get(..7) {
         Some(p) if p.eq_ignore_ascii_case("bearer ") => s[7..].trim(),
+        // "Bearer" with nothing after it carries no credential.
+        _ if s.eq_ignore_ascii_case("bearer") => "",
         _ => s,
     }
 }
