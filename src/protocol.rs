@@ -31,6 +31,8 @@ pub mod close {
     pub const HEARTBEAT_TIMEOUT: u16 = 4000;
     /// Kicked through the HTTP API.
     pub const KICKED: u16 = 4001;
+    /// The connection's token passed its `exp` (plus `auth.leeway_secs`) without a `refresh`.
+    pub const TOKEN_EXPIRED: u16 = 4002;
 }
 
 /// The finer reason of an error frame, sent as `"kind"` beside `"code": -1`.
@@ -42,6 +44,8 @@ pub enum ErrorKind {
     BinaryFrame,
     BadRequest,
     RateLimited,
+    /// A `refresh` token that does not verify, or is for another user.
+    InvalidToken,
     /// The handler itself called `send_error`.
     Handler,
     HandlerFailed,
@@ -61,6 +65,7 @@ impl ErrorKind {
             ErrorKind::BinaryFrame => "binary_frame",
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::InvalidToken => "invalid_token",
             ErrorKind::Handler => "handler_error",
             ErrorKind::HandlerFailed => "handler_failed",
             ErrorKind::HandlerTrapped => "handler_trapped",

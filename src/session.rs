@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::SinkExt;
@@ -17,7 +17,8 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::app::AppState;
-use crate::delivery::ClientHandle;
+use crate::auth::AuthError;
+use crate::delivery::{ClientHandle, unix_ms};
 use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorKind, close};
 use crate::runtime::CallError;
@@ -58,6 +59,62 @@ impl RateLimit {
     }
 }
 
+/// The lifetime of the connection's token: `token_expiring` before `exp`, the close (4002)
+/// after `exp` + leeway, both moved by a `refresh`.
+struct Expiry {
+    /// The token's `exp`, Unix seconds; `None`: never expires (a guest, or a token without one).
+    exp: Option<u64>,
+    /// `token_expiring` was sent for this `exp`.
+    warned: bool,
+    warning_secs: u64,
+    leeway_secs: u64,
+    /// A refresh moved `exp`: the timer must be set again.
+    changed: bool,
+}
+
+/// What the token timer found due.
+#[derive(Debug, PartialEq, Eq)]
+enum TokenDue {
+    Nothing,
+    /// Send `token_expiring`; `exp` is this many seconds away.
+    Warn(u64),
+    Expired,
+}
+
+impl Expiry {
+    /// Unix ms of the next thing due (the warning, then the close), if any.
+    fn next_due_ms(&self) -> Option<u64> {
+        let exp = self.exp?;
+        let secs =
+            if self.warned { exp.saturating_add(self.leeway_secs) } else { exp.saturating_sub(self.warning_secs) };
+        Some(secs.saturating_mul(1000))
+    }
+
+    /// What is due at `now_ms` (Unix ms); a warning is given once per token.
+    fn due(&mut self, now_ms: u64) -> TokenDue {
+        let Some(exp) = self.exp else { return TokenDue::Nothing };
+        if now_ms > exp.saturating_add(self.leeway_secs).saturating_mul(1000) {
+            return TokenDue::Expired;
+        }
+        if !self.warned && now_ms >= exp.saturating_sub(self.warning_secs).saturating_mul(1000) {
+            self.warned = true;
+            return TokenDue::Warn(exp.saturating_sub(now_ms / 1000));
+        }
+        TokenDue::Nothing
+    }
+
+    /// The tokio instant of [`Expiry::next_due_ms`]. Far-off deadlines are cut to a day (the timer
+    /// then finds nothing due and is set again), and a wall-clock jump moves it at the next check.
+    fn next_instant(&self) -> Instant {
+        const FAR: Duration = Duration::from_secs(86_400);
+        let now = Instant::now();
+        let Some(due_ms) = self.next_due_ms() else { return now + FAR };
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        // One millisecond late, so the check at the timer's turn sees "past" and not "just at".
+        now + Duration::from_millis(due_ms.saturating_sub(now_ms).saturating_add(1)).min(FAR)
+    }
+}
+
 /// Why a connection ended, for the disconnect log line.
 enum End {
     /// We close with this code.
@@ -84,6 +141,16 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
     let mut last_seen = Instant::now();
     let write_timeout = Duration::from_millis(ws.write_timeout_ms.max(1));
     let mut rate = RateLimit::new(ws.rate_per_sec, ws.rate_burst, std::time::Instant::now());
+    let auth = &state.config.auth;
+    let mut expiry = Expiry {
+        exp: client.identity.exp,
+        warned: false,
+        warning_secs: auth.expiry_warning_secs,
+        leeway_secs: auth.leeway_secs,
+        changed: false,
+    };
+    let token_timer = tokio::time::sleep_until(expiry.next_instant());
+    tokio::pin!(token_timer);
     // Frames taken from the client's queue, written in one flush.
     let mut batch = VecDeque::new();
 
@@ -122,8 +189,11 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
                         // reads any frame already received first, then writes every reply in
                         // one flush (one syscall for a pipelined burst).
                         client.begin_handling();
-                        handle_text(&state, &client, &text).await;
+                        handle_text(&state, &client, &text, &mut expiry).await;
                         client.end_handling();
+                        if std::mem::take(&mut expiry.changed) {
+                            token_timer.as_mut().reset(expiry.next_instant());
+                        }
                     }
                     Message::Binary(_) => {
                         metrics.protocol_errors_total.inc();
@@ -141,6 +211,20 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
                 if let Err(end) = write_batch(&mut socket, &client, &mut batch, write_timeout, closed.as_mut(), metrics).await {
                     break end;
                 }
+            }
+            () = &mut token_timer, if expiry.exp.is_some() => {
+                match expiry.due(unix_ms()) {
+                    TokenDue::Expired => {
+                        metrics.tokens_expired_total.inc();
+                        break End::Close(close::TOKEN_EXPIRED, "token expired");
+                    }
+                    TokenDue::Warn(in_secs) => {
+                        let data = serde_json::json!({"exp": expiry.exp, "in_secs": in_secs}).to_string();
+                        client.send(protocol::success_frame("token_expiring", Some(&data)));
+                    }
+                    TokenDue::Nothing => {}
+                }
+                token_timer.as_mut().reset(expiry.next_instant());
             }
             _ = heartbeat.tick() => {
                 if last_seen.elapsed() > timeout {
@@ -194,6 +278,7 @@ fn close_reason(code: u16) -> &'static str {
         close::GOING_AWAY => "server shutting down",
         close::TRY_AGAIN_LATER => "outbound queue full",
         close::KICKED => "kicked",
+        close::TOKEN_EXPIRED => "token expired",
         close::POLICY => "policy violation",
         _ => "closed by server",
     }
@@ -267,8 +352,39 @@ impl<'a> TagId<'a> {
     }
 }
 
+#[derive(Deserialize)]
+struct RefreshRequest<'a> {
+    #[serde(borrow)]
+    token: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// `refresh`: a new token for the same user moves the connection's expiry.
+fn refresh(state: &AppState, client: &ClientHandle, data: &str, expiry: &mut Expiry) {
+    let metrics = &state.delivery.metrics;
+    let token = serde_json::from_str::<RefreshRequest<'_>>(data).ok().and_then(|r| r.token).filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        client.send(protocol::error_frame("refresh", ErrorKind::BadRequest, "expected data {\"token\": \"<jwt>\"}"));
+        return;
+    };
+    let refused = match state.auth.verify(crate::auth::bearer(&token)) {
+        Ok(id) if id.user == client.identity.user => {
+            metrics.token_refreshes_total.inc();
+            *expiry = Expiry { exp: id.exp, warned: false, changed: true, ..*expiry };
+            let data = serde_json::json!({"exp": id.exp}).to_string();
+            client.send(protocol::success_frame("refresh", Some(&data)));
+            return;
+        }
+        Ok(_) => "the token is for another user".to_string(),
+        Err(AuthError::Invalid(e)) => format!("invalid token: {e}"),
+        Err(e) => e.to_string(),
+    };
+    metrics.token_refresh_refused_total.inc();
+    tracing::info!(client = %client.id_str, user = %client.identity.user, "refresh refused: {refused}");
+    client.send(protocol::error_frame("refresh", ErrorKind::InvalidToken, &refused));
+}
+
 /// One client frame: built-in events here, everything else to the handler.
-async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str) {
+async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str, expiry: &mut Expiry) {
     let metrics = &state.delivery.metrics;
     let (event, data) = match protocol::parse_client_frame(text) {
         Ok(f) => f,
@@ -282,6 +398,7 @@ async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str) {
         "ping" => {
             client.send(protocol::success_frame("ping", None));
         }
+        "refresh" => refresh(state, client, data, expiry),
         "join" | "quit" => {
             let tag = serde_json::from_str::<TagRequest<'_>>(data)
                 .ok()
@@ -349,6 +466,26 @@ mod tests {
         assert!((0..20).all(|_| r.allow(ms(60_000))), "a long pause refills the burst");
         assert!(!r.allow(ms(60_000)), "but no more than the burst");
         assert!(!r.allow(ms(59_000)), "a clock that goes back gives nothing");
+    }
+
+    #[test]
+    fn a_token_is_warned_once_then_expires_after_its_leeway() {
+        let mut e = Expiry { exp: Some(100), warned: false, warning_secs: 60, leeway_secs: 5, changed: false };
+        assert_eq!(e.next_due_ms(), Some(40_000), "the warning first");
+        assert_eq!(e.due(39_999), TokenDue::Nothing);
+        assert_eq!(e.due(40_000), TokenDue::Warn(60));
+        assert_eq!(e.due(41_000), TokenDue::Nothing, "once");
+        assert_eq!(e.next_due_ms(), Some(105_000), "then the close, after the leeway");
+        assert_eq!(e.due(105_000), TokenDue::Nothing, "valid up to exp + leeway");
+        assert_eq!(e.due(105_001), TokenDue::Expired);
+        let mut late = Expiry { exp: Some(100), warned: false, warning_secs: 60, leeway_secs: 0, changed: false };
+        assert_eq!(late.due(200_000), TokenDue::Expired, "past exp, no warning first");
+        let mut never = Expiry { exp: None, warned: false, warning_secs: 60, leeway_secs: 5, changed: false };
+        assert_eq!((never.next_due_ms(), never.due(u64::MAX)), (None, TokenDue::Nothing));
+        let mut huge =
+            Expiry { exp: Some(u64::MAX), warned: true, warning_secs: u64::MAX, leeway_secs: u64::MAX, changed: false };
+        assert_eq!(huge.due(u64::MAX), TokenDue::Nothing, "no overflow");
+        assert!(huge.next_instant() > Instant::now());
     }
 
     #[test]

@@ -116,7 +116,7 @@ pub struct Manifest {
 }
 
 /// Built-in events the host answers itself; no route may take them.
-pub const RESERVED_EVENTS: &[&str] = &["ping", "join", "quit"];
+pub const RESERVED_EVENTS: &[&str] = &["ping", "join", "quit", "refresh"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {

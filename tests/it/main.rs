@@ -4,6 +4,7 @@ mod auth;
 mod cluster;
 mod common;
 mod conformance;
+mod expiry;
 mod handlers;
 mod hotgo;
 mod http_api;
