@@ -1,5 +1,5 @@
-//! The closed-loop request engine shared by echo, swap, hostile and smoke: each connection keeps
-//! K requests `{"event":E,"data":{"n":seq}}` in flight and matches replies by `n`.
+//! The closed-loop request engine of echo, smoke, swap and hostile: each connection keeps K
+//! requests `{"event":E,"data":{"n":seq}}` in flight and matches replies by `n`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use crate::net::Ws;
 use crate::rawws::{Incoming, RawWs};
-use crate::stats::{Counter, ErrKind, Errors, Frame, Hists, LocalHist, find_num};
+use crate::stats::{Counter, Errors, Frame, Hist, LocalHist, find_num};
 
-/// With alternating hostile phases: the start of each window not counted (see `Load::alternate`).
-pub const ALT_GUARD: Duration = Duration::from_millis(250);
+/// Hostile's alternating windows: the start of each is counted for neither phase.
+pub const GUARD: Duration = Duration::from_millis(250);
 
 pub struct Load {
     pub event: String,
@@ -19,23 +19,16 @@ pub struct Load {
     pub base: Instant,
     /// Replies before this are warmup: not in throughput nor latency.
     pub measure_start: Instant,
-    /// Hostile with baseline: replies from here on go to phase 1.
-    pub split: Option<Instant>,
-    /// Hostile with alternating phases: windows of this length alternate baseline (phase 0)
-    /// and attack (phase 1) from `measure_start`; the first `ALT_GUARD` of each window counts
-    /// for neither (attack calls still finishing, or attackers starting).
+    /// Hostile: windows of this length alternate baseline (phase 0) and attack (phase 1) from
+    /// `measure_start`; the first `GUARD` of each counts for neither (attack calls still
+    /// finishing, or attackers starting).
     pub alternate: Option<Duration>,
-    /// Several servers loaded in turn (`switchyard-bench alternate`): this load only sends in
-    /// its own windows and counts only their replies (after `ALT_GUARD`).
-    pub rotation: Option<Rotation>,
-    /// In a rotation: counted replies per window index (summed from the workers at their end).
-    pub per_window: Mutex<Vec<u64>>,
     /// End of the measured window, as nanoseconds after `base`; movable (swap ends early).
     end_ns: AtomicU64,
     /// After the end, outstanding replies are awaited this long, then counted missing.
     pub drain: Duration,
     pub req_timeout: Duration,
-    pub hists: [Hists; 2],
+    pub hists: [Hist; 2],
     pub ok: [Counter; 2],
     pub sent: Counter,
     pub replies: Counter,
@@ -55,14 +48,11 @@ impl Load {
             inflight: inflight.max(1),
             base,
             measure_start: base + warmup,
-            split: None,
             alternate: None,
-            rotation: None,
-            per_window: Mutex::new(Vec::new()),
             end_ns: AtomicU64::new((warmup + duration).as_nanos() as u64),
             drain: Duration::from_secs(3),
             req_timeout: Duration::from_secs(10),
-            hists: [Hists::new(), Hists::new()],
+            hists: [Hist::new(), Hist::new()],
             ok: Default::default(),
             sent: Counter::default(),
             replies: Counter::default(),
@@ -78,120 +68,49 @@ impl Load {
     pub fn set_end(&self, t: Instant) {
         self.end_ns.store(t.saturating_duration_since(self.base).as_nanos() as u64, Relaxed);
     }
-    /// Makes this load one of `rot.of` taking turns from `base` (shared by all of them): the
-    /// warmup and the measured window keep their lengths, from the new base.
-    pub fn rotate(&mut self, base: Instant, rot: Rotation) {
-        self.measure_start = base + (self.measure_start - self.base);
-        self.base = base;
-        self.rotation = Some(rot);
+
+    /// The phase a reply at `now` counts for; `None` in an alternation's guard band.
+    fn phase(&self, now: Instant) -> Option<usize> {
+        let Some(period) = self.alternate else { return Some(0) };
+        let (t, p) = (now.saturating_duration_since(self.measure_start).as_nanos(), period.as_nanos().max(1));
+        (t % p >= GUARD.as_nanos()).then_some((t / p % 2) as usize)
     }
 
-    /// Which phase a reply at `now` counts for; `None` in an alternation guard band (or, in a
-    /// rotation, outside this load's own windows).
-    pub fn phase(&self, now: Instant) -> Option<usize> {
-        if let Some(rot) = self.rotation {
-            let (k, off) = rot.at(now.saturating_duration_since(self.base));
-            return (rot.mine(k) && off >= ALT_GUARD).then_some(0);
-        }
-        if let Some(period) = self.alternate {
-            let (k, off) = Rotation { period, me: 0, of: 2 }.at(now.saturating_duration_since(self.measure_start));
-            return (off >= ALT_GUARD).then_some((k % 2) as usize);
-        }
-        Some(self.split.map_or(0, |s| (now >= s) as usize))
-    }
-
-    /// Attackers with alternating phases: the next instant at or after `now` when they may send
-    /// (inside an attack window, not in its last `ALT_GUARD`), so that attack calls end before
-    /// the baseline window they would spill into starts counting.
+    /// Attackers of an alternation: the next instant at or after `now` when they may send
+    /// (inside an attack window, not in its last `GUARD`), so that attack calls end before the
+    /// baseline window they would spill into starts counting.
     pub fn attack_send_time(&self, now: Instant) -> Instant {
         let Some(period) = self.alternate else { return now };
         if now < self.measure_start {
             return self.measure_start + period;
         }
-        let t = now.saturating_duration_since(self.measure_start);
-        let k = t.as_nanos() / period.as_nanos();
+        let k = now.saturating_duration_since(self.measure_start).as_nanos() / period.as_nanos().max(1);
         let win_start = self.measure_start + period * k as u32;
-        if k % 2 == 1 && now + ALT_GUARD < win_start + period {
+        if k % 2 == 1 && now + GUARD < win_start + period {
             now
         } else {
             win_start + period * if k % 2 == 1 { 2 } else { 1 }
         }
     }
 
-    /// Whether this load may send at `now` (in a rotation: only in its own windows).
-    pub fn may_send(&self, now: Instant) -> bool {
-        self.rotation.is_none_or(|rot| rot.mine(rot.at(now.saturating_duration_since(self.base)).0))
-    }
-
-    /// In a rotation, the start of this load's next window after `now`; otherwise never.
-    fn next_turn(&self, now: Instant) -> Option<Instant> {
-        let rot = self.rotation?;
-        let (mut k, _) = rot.at(now.saturating_duration_since(self.base));
-        k += 1;
-        while !rot.mine(k) {
-            k += 1;
-        }
-        Some(self.base + rot.period * k as u32)
-    }
-
-    /// Index of the rotation window at `now` (0 without a rotation).
-    pub fn window_index(&self, now: Instant) -> usize {
-        self.rotation.map_or(0, |rot| rot.at(now.saturating_duration_since(self.base)).0 as usize)
-    }
-
-    /// The counted part (past `ALT_GUARD`, inside the measured window) of every window of
-    /// `rot.period` from `origin` that belongs to `rot.me`.
-    fn counted(&self, origin: Instant, rot: Rotation) -> Duration {
-        let (end, mut sum) = (self.end(), Duration::ZERO);
-        for k in 0u64.. {
-            let at = origin + rot.period * k as u32;
-            if at >= end {
-                break;
-            }
-            let from = (at + ALT_GUARD).max(self.measure_start);
-            let stop = (at + rot.period).min(end);
-            if rot.mine(k) && from < stop {
-                sum += stop - from;
-            }
+    /// Length of the counted part of phase `p` (0 = the whole window without an alternation).
+    pub fn window(&self, p: usize) -> Duration {
+        let end = self.end();
+        let Some(period) = self.alternate else { return end.saturating_duration_since(self.measure_start) };
+        let (mut at, mut sum) = (self.measure_start + period * p as u32, Duration::ZERO);
+        while at < end {
+            sum += (at + period).min(end).saturating_duration_since(at + GUARD);
+            at += period * 2;
         }
         sum
     }
 
-    /// Length of the measured window of phase `p` (0 = before split / whole window).
-    pub fn window(&self, p: usize) -> Duration {
+    /// When the worker must next look at the clock without a reply: the oldest request's
+    /// timeout, or the end of the window (after it, of the drain), whichever comes first.
+    fn deadline(&self, oldest: Option<Instant>, now: Instant) -> Instant {
         let end = self.end();
-        if let Some(rot) = self.rotation {
-            return self.counted(self.base, rot);
-        }
-        if let Some(period) = self.alternate {
-            return self.counted(self.measure_start, Rotation { period, me: p, of: 2 });
-        }
-        match (self.split, p) {
-            (None, _) => end.saturating_duration_since(self.measure_start),
-            (Some(s), 0) => s.saturating_duration_since(self.measure_start),
-            (Some(s), _) => end.saturating_duration_since(s),
-        }
-    }
-}
-
-/// Turns: windows of `period` from an origin (the loads' shared base; for hostile's alternation,
-/// the start of measuring), window `k` belonging to turn `k % of`.
-#[derive(Clone, Copy, Debug)]
-pub struct Rotation {
-    pub period: Duration,
-    pub me: usize,
-    pub of: usize,
-}
-
-impl Rotation {
-    /// (window index, offset into it) of a time since the base.
-    fn at(self, since_base: Duration) -> (u64, Duration) {
-        let p = self.period.as_nanos().max(1);
-        let t = since_base.as_nanos();
-        ((t / p) as u64, Duration::from_nanos((t % p) as u64))
-    }
-    fn mine(self, k: u64) -> bool {
-        k % self.of as u64 == self.me as u64
+        let stop = if now >= end { end + self.drain } else { end };
+        oldest.map_or(stop, |t| (t + self.req_timeout).min(stop)).max(now)
     }
 }
 
@@ -204,7 +123,7 @@ impl Rotation {
 /// stamp the new one with an old reply, which would count every old reply until the real
 /// switch as stale.
 pub struct SwapWatch {
-    pub marker: String,
+    marker: String,
     /// `generation << 2 | expected version` (0 = not armed, 1 = v1, 2 = v2).
     armed: AtomicU64,
     /// The generation whose first new reply has been seen (0: none yet).
@@ -274,7 +193,7 @@ struct Outstanding {
 }
 
 impl Outstanding {
-    /// Queues request `seq` (`{"event":E,"data":{"n":seq}}`) on `ws`, sent at the next flush.
+    /// Queues request `seq` on `ws`, sent at the next flush.
     fn send(&mut self, ws: &mut RawWs, event: &str, now: Instant) {
         use std::fmt::Write;
         self.buf.clear();
@@ -285,34 +204,16 @@ impl Outstanding {
     }
 }
 
-impl Load {
-    /// When the worker must next look at the clock without a reply: the oldest request's
-    /// timeout, or the end of the window (after it, of the drain), whichever comes first.
-    fn deadline(&self, oldest: Option<Instant>, now: Instant) -> Instant {
-        let end = self.end();
-        let mut stop = if now >= end { end + self.drain } else { end };
-        if let Some(turn) = self.next_turn(now) {
-            stop = stop.min(turn);
-        }
-        oldest.map_or(stop, |t| (t + self.req_timeout).min(stop)).max(now)
-    }
-}
-
 /// Runs one connection's closed loop until the end of the window plus drain, then closes it.
 pub async fn echo_worker(ws: Ws, id: usize, ld: Arc<Load>) {
     let mut ws = RawWs::from_ws(ws, (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut hist = [LocalHist::new(&ld.hists[0], id), LocalHist::new(&ld.hists[1], id)];
+    let mut hist = [LocalHist::new(&ld.hists[0]), LocalHist::new(&ld.hists[1])];
     let mut ok = [0u64; 2];
-    let mut per_window: Vec<u64> = Vec::new();
     let (mut replies, mut others) = (0u64, 0u64);
     let mut reqs = Outstanding { out: VecDeque::with_capacity(ld.inflight), seq: 0, buf: String::with_capacity(64) };
     let mut alive = true;
-
-    // Fill the window (in a rotation, at this load's first turn).
-    if ld.may_send(Instant::now()) {
-        for _ in 0..ld.inflight {
-            reqs.send(&mut ws, &ld.event, Instant::now());
-        }
+    for _ in 0..ld.inflight {
+        reqs.send(&mut ws, &ld.event, Instant::now());
     }
     // One timer for the whole loop, re-armed only when it fires or the window ends (a timer
     // per wait would cost the generator a timer-wheel insert and removal per message).
@@ -323,22 +224,20 @@ pub async fn echo_worker(ws: Ws, id: usize, ld: Arc<Load>) {
     loop {
         let now = Instant::now();
         let end = ld.end();
-        let ended = now >= end;
-        if ended && reqs.out.is_empty() {
+        if now >= end && reqs.out.is_empty() {
             break;
         }
-        if ended && !draining {
+        if now >= end && !draining {
             // The end may have moved (swap ends early): wait for stragglers only the drain.
             draining = true;
             timer.as_mut().reset(ld.deadline(reqs.out.front().map(|x| x.1), now).into());
         }
-        // A reply already buffered is taken without a syscall; only when none is, the
-        // requests queued so far go out in one write and we wait (batches writes).
-        // `None`: the timer fired first.
+        // A reply already buffered is taken without a syscall; only when none is, the requests
+        // queued so far go out in one write and we wait (batches writes). `None`: the timer.
         let next = match ws.try_next() {
             Ok(None) => {
                 if let Err(e) = ws.flush().await {
-                    ld.errors.one(ErrKind::Closed, || format!("send: {e}"));
+                    ld.errors.one(|| format!("send: {e}"));
                     alive = false;
                     break;
                 }
@@ -350,7 +249,7 @@ pub async fn echo_worker(ws: Ws, id: usize, ld: Arc<Load>) {
             }
             r => Some(r),
         };
-        let msg = match next {
+        let t = match next {
             None => {
                 // A deadline: expire requests past their timeout, stop after the drain.
                 let now = Instant::now();
@@ -361,45 +260,40 @@ pub async fn echo_worker(ws: Ws, id: usize, ld: Arc<Load>) {
                 }
                 timer.as_mut().reset(ld.deadline(reqs.out.front().map(|x| x.1), now).into());
                 ld.missing.add(expired);
-                ld.errors.add(ErrKind::Timeout, expired, || format!("no reply within {:?}", ld.req_timeout));
+                ld.errors.add(expired, || format!("timeout: no reply within {:?}", ld.req_timeout));
                 let end = ld.end();
                 if now >= end + ld.drain {
                     let n = reqs.out.len() as u64;
                     ld.missing.add(n);
-                    ld.errors.add(ErrKind::Timeout, n, || "no reply by the end of the drain".into());
+                    ld.errors.add(n, || "timeout: no reply by the end of the drain".into());
                     reqs.out.clear();
                     break;
                 }
-                if now < end && ld.may_send(now) {
-                    while reqs.out.len() < ld.inflight {
-                        reqs.send(&mut ws, &ld.event, Instant::now());
-                    }
+                while now < end && reqs.out.len() < ld.inflight {
+                    reqs.send(&mut ws, &ld.event, Instant::now());
                 }
                 continue;
             }
+            Some(Ok(Some(Incoming::Text(t)))) => t,
+            Some(Ok(Some(Incoming::Close(c)))) => {
+                ld.errors.one(|| format!("close frame from the server: {c:?}"));
+                alive = false;
+                break;
+            }
             Some(Ok(None)) => {
-                ld.errors.one(ErrKind::Closed, || "connection closed by the server".into());
+                ld.errors.one(|| "connection closed by the server".into());
                 alive = false;
                 break;
             }
             Some(Err(e)) => {
-                ld.errors.one(ErrKind::Closed, || format!("read: {e}"));
-                alive = false;
-                break;
-            }
-            Some(Ok(Some(m))) => m,
-        };
-        let t = match msg {
-            Incoming::Text(t) => t,
-            Incoming::Close(c) => {
-                ld.errors.one(ErrKind::Closed, || format!("close frame from the server: {c:?}"));
+                ld.errors.one(|| format!("read: {e}"));
                 alive = false;
                 break;
             }
         };
         let now = Instant::now();
         let Some(f) = Frame::parse(&t) else {
-            ld.errors.one(ErrKind::Other, || format!("bad json: {}", &t[..t.len().min(200)]));
+            ld.errors.one(|| format!("bad json: {}", &t[..t.len().min(200)]));
             continue;
         };
         if f.ok() && f.event() != ld.event {
@@ -415,13 +309,13 @@ pub async fn echo_worker(ws: Ws, id: usize, ld: Arc<Load>) {
             if f.ok() {
                 others += 1; // late reply to a request already counted as timed out
             } else {
-                ld.errors.one(ErrKind::Frame, || t.to_string());
+                ld.errors.one(|| t.to_string());
             }
             continue;
         };
         let (_, t0) = reqs.out.remove(idx).unwrap();
         if !f.ok() {
-            ld.errors.one(ErrKind::Frame, || t.to_string());
+            ld.errors.one(|| t.to_string());
         } else {
             replies += 1;
             if now >= ld.measure_start
@@ -430,19 +324,12 @@ pub async fn echo_worker(ws: Ws, id: usize, ld: Arc<Load>) {
             {
                 ok[p] += 1;
                 hist[p].record(now - t0);
-                if ld.rotation.is_some() {
-                    let w = ld.window_index(now);
-                    if per_window.len() <= w {
-                        per_window.resize(w + 1, 0);
-                    }
-                    per_window[w] += 1;
-                }
             }
             if let Some(sw) = &ld.swap {
                 sw.observe(&t, now);
             }
         }
-        if now < end && ld.may_send(now) {
+        if now < end {
             reqs.send(&mut ws, &ld.event, now);
         }
     }
@@ -451,13 +338,6 @@ pub async fn echo_worker(ws: Ws, id: usize, ld: Arc<Load>) {
     }
     ld.ok[0].add(ok[0]);
     ld.ok[1].add(ok[1]);
-    if !per_window.is_empty() {
-        let mut all = ld.per_window.lock().unwrap_or_else(|e| e.into_inner());
-        if all.len() < per_window.len() {
-            all.resize(per_window.len(), 0);
-        }
-        all.iter_mut().zip(&per_window).for_each(|(a, b)| *a += b);
-    }
     ld.sent.add(reqs.seq);
     ld.replies.add(replies);
     ld.others.add(others);
@@ -468,14 +348,12 @@ pub async fn echo_worker(ws: Ws, id: usize, ld: Arc<Load>) {
 }
 
 #[cfg(test)]
-mod swap_watch_tests {
+mod tests {
     use super::*;
-
-    const V2: &str = r#"{"v":2}"#;
-    const V1: &str = r#"{"v":1}"#;
 
     #[test]
     fn an_old_reply_judged_against_the_previous_arming_does_not_stamp_the_new_one() {
+        const V1: &str = r#"{"v":1}"#;
         let sw = SwapWatch::new(r#""v":2"#);
         let t = Instant::now();
         sw.arm(false);
@@ -490,34 +368,27 @@ mod swap_watch_tests {
         assert!(sw.seen_at().is_none(), "an old reply stamped the new version");
         sw.observe(V1, t);
         assert_eq!(sw.stale.get(), 0, "nothing is stale before the new version answers");
-        sw.observe(V2, t);
+        sw.observe(r#"{"v":2}"#, t);
         assert!(sw.seen_at().is_some());
         sw.observe(V1, t);
         assert_eq!(sw.stale.get(), 1);
     }
-}
-
-#[cfg(test)]
-mod rotation_tests {
-    use super::*;
 
     #[test]
-    fn a_load_in_a_rotation_sends_and_counts_only_in_its_own_windows_past_the_guard() {
-        let s = Duration::from_secs;
-        let ms = Duration::from_millis;
-        let mut ld = Load::new("echo", 1, s(4), s(8), Arc::new(Errors::default()));
-        let base = Instant::now() + s(1);
-        ld.rotate(base, Rotation { period: s(2), me: 1, of: 2 });
-        assert_eq!(ld.measure_start, base + s(4));
-        // Windows [2,4), [6,8), [10,12) are this load's; [4,12) is measured.
-        assert!(!ld.may_send(base + s(1)));
-        assert!(ld.may_send(base + ms(2100)));
-        assert_eq!(ld.next_turn(base + s(1)), Some(base + s(2)));
-        assert_eq!(ld.next_turn(base + ms(2500)), Some(base + s(6)));
-        assert_eq!(ld.phase(base + ms(6100)), None, "guard band");
-        assert_eq!(ld.phase(base + ms(6300)), Some(0));
-        assert_eq!(ld.phase(base + ms(8500)), None, "another load's window");
-        assert_eq!(ld.window(0), (s(2) - ALT_GUARD) * 2);
-        assert_eq!(ld.window_index(base + ms(6300)), 3);
+    fn alternating_windows_count_past_the_guard_and_attackers_send_only_inside_theirs() {
+        let (s, ms) = (Duration::from_secs, Duration::from_millis);
+        let mut ld = Load::new("echo", 1, s(2), s(4), Arc::new(Errors::default()));
+        ld.alternate = Some(s(1));
+        let m = ld.measure_start;
+        // [0,1) and [2,3) after the start are baseline, [1,2) and [3,4) attack.
+        assert_eq!(ld.phase(m + ms(100)), None, "guard band");
+        assert_eq!(ld.phase(m + ms(300)), Some(0));
+        assert_eq!(ld.phase(m + ms(1300)), Some(1));
+        assert_eq!(ld.window(0), (s(1) - GUARD) * 2);
+        assert_eq!(ld.window(1), (s(1) - GUARD) * 2);
+        assert_eq!(ld.attack_send_time(m - s(1)), m + s(1));
+        assert_eq!(ld.attack_send_time(m + ms(500)), m + s(1));
+        assert_eq!(ld.attack_send_time(m + ms(1500)), m + ms(1500));
+        assert_eq!(ld.attack_send_time(m + ms(1800)), m + s(3), "the last GUARD of an attack window");
     }
 }

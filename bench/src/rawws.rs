@@ -1,13 +1,9 @@
-//! A lean client side of an open WebSocket for the closed-loop request engine (`load.rs`).
-//!
-//! The handshake (and Switchyard's welcome frame) goes through tokio-tungstenite in `net.rs`;
-//! after that the engine only sends small text frames and reads replies, millions of times,
-//! on a machine it shares with the server under test. Every microsecond the generator spends
-//! per message is taken from the server, so this layer keeps it to one buffer per direction:
-//! frames are parsed and formatted with tungstenite's own `FrameHeader`, written to a buffer
-//! flushed once per batch, and read from a buffer that [`RawWs::try_next`] inspects without a
-//! syscall (which is what lets the engine batch its writes). Reading is cancel-safe: a frame
-//! is taken from the buffer only once it is complete.
+//! A lean client side of an open WebSocket for the closed-loop engine (`load.rs`). The handshake
+//! (and Switchyard's welcome) goes through tokio-tungstenite in `net.rs`; after that, every
+//! microsecond the generator spends per message is taken from the server it shares the machine
+//! with, so frames are formatted with tungstenite's `FrameHeader` into one buffer flushed once
+//! per batch, and read from a buffer that [`RawWs::try_next`] inspects without a syscall.
+//! Reading is cancel-safe: a frame is taken from the buffer only once it is complete.
 
 use std::io::Cursor;
 

@@ -1,21 +1,23 @@
-//! Peer: a native axum WebSocket server answering the JSON protocol in Rust, no WASM.
-//! The ceiling for what a WASM-handled echo can reach on the same stack.
-//!
-//! Copied from shared/peers/axum-echo; the echo path (`/ws`, parse, reply) is unchanged. Added
-//! for the fan-out benchmark: `POST /broadcast` with a JSON body D sends
-//! `{"event":"broadcast","code":0,"data":D,"timestamp":T}` (serialised once) to every connected
-//! client and answers `{"delivered":n}`.
+//! Peer: a native axum WebSocket server answering the JSON protocol in Rust, no WASM: the
+//! ceiling for a WASM-handled echo on the same stack (a bin of switchyard-bench, so it is built
+//! with the server's own axum and tokio). Copied from shared/peers/axum-echo, echo path
+//! unchanged; plus `POST /broadcast` for fan-out: a JSON body D goes to every client as
+//! `{"event":"broadcast","code":0,"data":D,"timestamp":T}` (serialised once), answer
+//! `{"delivered":n}`.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::{
-    extract::{ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade}, State},
-    routing::{get, post},
     Json, Router,
+    extract::{
+        State,
+        ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
+    },
+    routing::{get, post},
 };
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 /// Every connected client's outbound queue, for /broadcast.
@@ -62,10 +64,16 @@ async fn broadcast(State(hub): State<Arc<Hub>>, Json(data): Json<Value>) -> Json
 async fn main() {
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(9002);
     let hub = Arc::new(Hub::default());
-    let app = Router::new()
-        .route("/ws", get(|State(hub): State<Arc<Hub>>, ws: WebSocketUpgrade| async move { ws.on_upgrade(move |s| handle(s, hub)) }))
-        .route("/broadcast", post(broadcast))
-        .with_state(hub);
+    let app =
+        Router::new()
+            .route(
+                "/ws",
+                get(|State(hub): State<Arc<Hub>>, ws: WebSocketUpgrade| async move {
+                    ws.on_upgrade(move |s| handle(s, hub))
+                }),
+            )
+            .route("/broadcast", post(broadcast))
+            .with_state(hub);
     let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     println!("listening {port}");
     axum::serve(l, app).await.unwrap();
