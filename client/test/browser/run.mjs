@@ -84,7 +84,7 @@ function freePort() {
 }
 
 /** A development token from the CLI (`switchyard token --sub USER`), independent of /dev/token. */
-const mint = (user) => execFileSync(BIN, ["token", "--sub", user], { cwd: repo, encoding: "utf8" }).trim();
+const mint = (user, ttlSecs = 3600) => execFileSync(BIN, ["token", "--sub", user, "--ttl", String(ttlSecs)], { cwd: repo, encoding: "utf8" }).trim();
 
 class ServerProcess {
   constructor(port, env = {}, name = "server") {
@@ -312,6 +312,53 @@ test("request() rejects with kind timeout when no reply comes in time (server st
   // the connection itself survived; the late reply was dropped and the next request works
   assert.equal(await page.evaluate(() => sy.request("echo", 2)), 2);
   await page.evaluate(() => sy.close());
+});
+
+test("token_expiring is answered with a refresh from getToken; without one the server closes 4002, for good", async () => {
+  const tokens = new ServerProcess(await freePort(), { SWITCHYARD_AUTH__LEEWAY_SECS: "0" }, "server-tokens");
+  await tokens.start();
+  try {
+    const page = await newPage();
+    await page.goto(`${tokens.base}/healthz`);
+    await page.evaluate(async (code) => {
+      window.SY = await import(URL.createObjectURL(new Blob([code], { type: "text/javascript" })));
+    }, DIST);
+    let minted = 0;
+    // the first token lives 2 s (so it is warned at once), the refreshed one an hour
+    await page.exposeFunction("mintToken", () => mint("refresher", minted++ ? 3600 : 2));
+    const url = `ws://127.0.0.1:${tokens.port}/ws`;
+    const exp = await page.evaluate(async (url) => {
+      const sy = (window.refresher = new SY.Switchyard(url, { getToken: () => window.mintToken() }));
+      const refreshed = new Promise((resolve) => sy.on("refresh", (d, f) => f.code === 0 && resolve(d.exp)));
+      await sy.connected();
+      return refreshed;
+    }, url);
+    assert.ok(exp * 1000 > Date.now() + 3_000_000, "the refresh answer carries the new token's exp");
+    assert.equal(minted, 2);
+    // past the first token's expiry (2 s, no leeway), still the same connection
+    const id = await page.evaluate(() => refresher.clientId);
+    await until(async () => (await fetch(`${tokens.base}/metrics`).then((r) => r.text())).match(/^switchyard_token_refreshes_total 1$/m), "the server to count the refresh", 5000);
+    await stays(async () => {
+      const s = await page.evaluate(() => [refresher.state, refresher.clientId]);
+      return s[0] === "connected" && s[1] === id;
+    }, "the refreshed connection staying up", 3000);
+
+    const closed = await page.evaluate(async ({ url, token }) => {
+      const sy = (window.expiring = new SY.Switchyard(url, { token }));
+      const warned = new Promise((resolve) => sy.on("token_expiring", (d) => resolve(d)));
+      await sy.connected();
+      const warning = await warned;
+      await new Promise((resolve) => sy.onState((s) => s === "closed" && resolve()));
+      return { warning, code: sy.closeCode, state: sy.state };
+    }, { url, token: mint("expiring", 2) });
+    assert.equal(closed.state, "closed");
+    assert.equal(closed.code, 4002);
+    assert.equal(typeof closed.warning.exp, "number");
+    await stays(async () => (await page.evaluate(() => expiring.state)) === "closed", "no reconnect after 4002", 1500);
+    await page.evaluate(() => refresher.close());
+  } finally {
+    await tokens.kill("SIGTERM");
+  }
 });
 
 let demoShotDone = false;
