@@ -106,6 +106,9 @@ pub struct WsConfig {
     pub allowed_origins: Vec<String>,
     /// Read buffer per connection; small keeps idle connections cheap.
     pub read_buffer_bytes: usize,
+    /// Deepest nesting of arrays and objects a frame's `data` may have (0: no limit); a
+    /// deeper frame is answered `bad_json`.
+    pub max_json_depth: usize,
     /// Tag patterns clients may `join` themselves (`"*"`: any, as hotgo). Empty: none; tags
     /// then come only from the token's `tags` claim and from handlers.
     pub client_join: Vec<String>,
@@ -207,6 +210,7 @@ impl Default for WsConfig {
             max_connections: 100_000,
             allowed_origins: Vec::new(),
             read_buffer_bytes: 2048,
+            max_json_depth: crate::protocol::DEFAULT_MAX_JSON_DEPTH,
             client_join: vec!["*".into()],
         }
     }

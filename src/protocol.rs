@@ -99,23 +99,66 @@ pub enum FrameError {
     BadJson(#[from] serde_json::Error),
     #[error("missing \"event\"")]
     MissingEvent,
+    #[error("malformed JSON: \"data\" nests arrays and objects deeper than {0} levels")]
+    TooDeep(usize),
 }
 
 impl FrameError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            FrameError::BadJson(_) => ErrorKind::BadJson,
+            FrameError::BadJson(_) | FrameError::TooDeep(_) => ErrorKind::BadJson,
             FrameError::MissingEvent => ErrorKind::MissingEvent,
         }
     }
 }
 
-/// Parses a client frame. `data` stays raw JSON text: handlers get it without a re-parse.
-pub fn parse_client_frame(text: &str) -> Result<(Cow<'_, str>, &str), FrameError> {
+/// The default of `ws.max_json_depth`.
+pub const DEFAULT_MAX_JSON_DEPTH: usize = 64;
+
+/// Parses a client frame. `data` stays raw JSON text: handlers get it without a re-parse. It
+/// may nest arrays and objects at most `max_depth` levels deep (0: no limit): serde_json skips
+/// a raw value without a depth limit, and whoever parses it later (a handler) might recurse.
+pub fn parse_client_frame(text: &str, max_depth: usize) -> Result<(Cow<'_, str>, &str), FrameError> {
     let frame: ClientFrame<'_> = serde_json::from_str(text)?;
     let event = frame.event.map(|e| e.0).filter(|e| !e.is_empty()).ok_or(FrameError::MissingEvent)?;
     let data = frame.data.map_or("null", RawValue::get);
+    if max_depth > 0 && nests_deeper_than(data.as_bytes(), max_depth) {
+        return Err(FrameError::TooDeep(max_depth));
+    }
     Ok((event, data))
+}
+
+/// Whether valid JSON text nests arrays and objects more than `max` levels deep: one pass over
+/// the bytes counting brackets outside strings. Text shorter than `2 * (max + 1)` bytes cannot
+/// (every level takes an opening and a closing byte), so the usual small frame costs nothing.
+pub fn nests_deeper_than(json: &[u8], max: usize) -> bool {
+    if json.len() < max.saturating_add(1).saturating_mul(2) {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Unix time in seconds, the frames' `timestamp`.
@@ -211,30 +254,48 @@ mod tests {
 
     #[test]
     fn event_names_are_borrowed_from_the_frame_unless_escaped() {
-        let (event, _) = parse_client_frame(r#"{"event":"echo","data":1}"#).unwrap();
+        let (event, _) = parse_client_frame(r#"{"event":"echo","data":1}"#, DEFAULT_MAX_JSON_DEPTH).unwrap();
         assert!(matches!(event, Cow::Borrowed("echo")));
-        let (event, _) = parse_client_frame(r#"{"event":"a\"b"}"#).unwrap();
+        let (event, _) = parse_client_frame(r#"{"event":"a\"b"}"#, DEFAULT_MAX_JSON_DEPTH).unwrap();
         assert_eq!(event, "a\"b");
     }
 
     #[test]
     fn parses_event_and_keeps_data_raw() {
-        let (event, data) = parse_client_frame(r#"{"event":"echo","data":{"a": [1, 2]}}"#).unwrap();
+        let (event, data) =
+            parse_client_frame(r#"{"event":"echo","data":{"a": [1, 2]}}"#, DEFAULT_MAX_JSON_DEPTH).unwrap();
         assert_eq!(event, "echo");
         assert_eq!(data, r#"{"a": [1, 2]}"#);
     }
 
     #[test]
     fn absent_data_is_null() {
-        let (_, data) = parse_client_frame(r#"{"event":"ping"}"#).unwrap();
+        let (_, data) = parse_client_frame(r#"{"event":"ping"}"#, DEFAULT_MAX_JSON_DEPTH).unwrap();
         assert_eq!(data, "null");
     }
 
     #[test]
     fn missing_or_empty_event_is_an_error() {
-        assert!(matches!(parse_client_frame(r#"{"data":1}"#), Err(FrameError::MissingEvent)));
-        assert!(matches!(parse_client_frame(r#"{"event":""}"#), Err(FrameError::MissingEvent)));
-        assert!(matches!(parse_client_frame("{nope"), Err(FrameError::BadJson(_))));
+        assert!(matches!(parse_client_frame(r#"{"data":1}"#, DEFAULT_MAX_JSON_DEPTH), Err(FrameError::MissingEvent)));
+        assert!(matches!(parse_client_frame(r#"{"event":""}"#, DEFAULT_MAX_JSON_DEPTH), Err(FrameError::MissingEvent)));
+        assert!(matches!(parse_client_frame("{nope", DEFAULT_MAX_JSON_DEPTH), Err(FrameError::BadJson(_))));
+    }
+
+    #[test]
+    fn data_deeper_than_the_limit_is_refused_and_brackets_in_strings_do_not_count() {
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let frame = |data: &str| format!(r#"{{"event":"e","data":{data}}}"#);
+        assert!(parse_client_frame(&frame(&nested(64)), 64).is_ok());
+        let deep = frame(&nested(65));
+        assert!(matches!(parse_client_frame(&deep, 64), Err(FrameError::TooDeep(64))));
+        assert_eq!(parse_client_frame(&deep, 64).unwrap_err().kind(), ErrorKind::BadJson);
+        assert!(parse_client_frame(&deep, 0).is_ok(), "0: no limit");
+        let objects = frame(&format!("{}1{}", r#"{"a":"#.repeat(65), "}".repeat(65)));
+        assert!(matches!(parse_client_frame(&objects, 64), Err(FrameError::TooDeep(64))));
+        let in_string = frame(&format!(r#"["{}\"{}"]"#, "[{".repeat(100), "[".repeat(100)));
+        assert!(parse_client_frame(&in_string, 2).is_ok(), "{in_string}");
+        assert!(!nests_deeper_than(b"[[]][[]]", 2), "siblings are not nesting");
+        assert!(nests_deeper_than(b"[[[]]]", 2));
     }
 
     #[test]

@@ -233,15 +233,20 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
                 }
                 if last_ping.elapsed() >= ping_every {
                     last_ping = Instant::now();
-                    // Under the write deadline like every frame: a peer that stopped reading with a
-                    // full TCP window must not freeze this loop (and so its kick and shutdown).
-                    match tokio::time::timeout(write_timeout, socket.send(Message::Ping(Default::default()))).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => break End::Peer("ping failed".into()),
-                        Err(_) => {
-                            metrics.slow_consumers_total.inc();
-                            break End::Close(close::POLICY, "write timeout");
-                        }
+                    // Under the write deadline like every frame, and given up at a close request: a
+                    // peer that stopped reading with a full TCP window must not freeze this loop (and
+                    // so its kick and shutdown).
+                    let ping = tokio::time::timeout(write_timeout, socket.send(Message::Ping(Default::default())));
+                    tokio::select! {
+                        sent = ping => match sent {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => break End::Peer("ping failed".into()),
+                            Err(_) => {
+                                metrics.slow_consumers_total.inc();
+                                break End::Close(close::POLICY, "write timeout");
+                            }
+                        },
+                        code = closed.as_mut() => break End::Close(code, close_reason(code)),
                     }
                 }
             }
@@ -386,7 +391,7 @@ fn refresh(state: &AppState, client: &ClientHandle, data: &str, expiry: &mut Exp
 /// One client frame: built-in events here, everything else to the handler.
 async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str, expiry: &mut Expiry) {
     let metrics = &state.delivery.metrics;
-    let (event, data) = match protocol::parse_client_frame(text) {
+    let (event, data) = match protocol::parse_client_frame(text, state.config.ws.max_json_depth) {
         Ok(f) => f,
         Err(e) => {
             metrics.protocol_errors_total.inc();

@@ -6,6 +6,7 @@ mod common;
 mod conformance;
 mod expiry;
 mod handlers;
+mod hardening;
 mod hotgo;
 mod http_api;
 mod presence;
