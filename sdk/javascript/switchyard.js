@@ -177,10 +177,22 @@ export function handlers(map) {
       } catch (e) {
         if (e instanceof HandlerError) throw e.status;
         if (e instanceof SwitchyardError) throw e.code || 1;
-        throw e;
+        // Anything else is a bug in the handler. componentize-js would turn it into err(0)
+        // and drop it: log it with its stack instead, and fail the event with status 1.
+        hostLog('error', `uncaught exception in handler ${name}: ${describe(e)}`);
+        throw 1;
       }
     },
   };
+}
+
+function describe(e) {
+  if (e instanceof Error) return e.stack ? `${e}\n${e.stack}` : String(e);
+  try {
+    return typeof e === 'string' ? e : JSON.stringify(e) ?? String(e);
+  } catch {
+    return String(e);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
