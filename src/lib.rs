@@ -4,7 +4,7 @@
 //! what its parts share; [`auth`] admits connections; [`session`] is one connection's hot path
 //! (frame in, handler call, frames out); [`protocol`] is the wire format; [`delivery`] is the
 //! send API and presence (one connection's outbox, this node's hub, a cluster broker's seam);
-//! [`cluster`] is that broker over Redis; [`runtime`] runs the WASM handlers; [`http_api`] is the operator's API; [`metrics`] counts;
+//! [`cluster`] is that broker over Redis; [`runtime`] runs the WASM handlers; [`http_api`] is the operator's API; [`web`] the demo and admin pages; [`metrics`] counts;
 //! [`shard`] splits per-thread state.
 #![forbid(unsafe_code)]
 
@@ -20,3 +20,4 @@ pub mod runtime;
 pub mod server;
 pub mod session;
 pub mod shard;
+pub mod web;

@@ -27,7 +27,7 @@ use crate::delivery::Delivery;
 use crate::metrics::Metrics;
 use crate::protocol::close;
 use crate::runtime::Runtime;
-use crate::{http_api, session};
+use crate::{http_api, session, web};
 
 /// A running server.
 pub struct Server {
@@ -151,7 +151,8 @@ impl Server {
         let app = Router::new()
             .route("/ws", get(ws_upgrade))
             .with_state((state.clone(), sessions.clone()))
-            .merge(http_api::router(state.clone()));
+            .merge(http_api::router(state.clone()))
+            .merge(web::router(state.clone()));
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

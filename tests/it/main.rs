@@ -12,3 +12,4 @@ mod http_api;
 mod presence;
 mod protocol;
 mod sandbox;
+mod web;
