@@ -81,14 +81,14 @@ fn main() {
             let full = std::env::args().any(|a| a == "--bench");
             let n = if full { 200_000 } else { 1_000 };
             for _ in 0..n / 20 {
-                runtime.call(&client, event, data).await.unwrap();
+                runtime.call(&client, event, data, None).await.unwrap();
                 drain(&client);
             }
             let mut samples = Vec::with_capacity(n);
             let all = Instant::now();
             for _ in 0..n {
                 let t = Instant::now();
-                runtime.call(&client, event, data).await.unwrap();
+                runtime.call(&client, event, data, None).await.unwrap();
                 samples.push(t.elapsed());
                 drain(&client);
             }

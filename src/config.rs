@@ -137,6 +137,9 @@ pub struct RuntimeConfig {
     pub epoch_tick_us: u64,
     /// Handler instances that may exist at once (pooling allocator slots).
     pub max_instances: u32,
+    /// Component instances that may exist at once, in slots of their own beside
+    /// `max_instances` (each links several core instances: a Python one 16).
+    pub max_component_instances: u32,
     /// Ceiling for any module's `limits.memory_mib`.
     pub max_memory_mib: u64,
     /// Enable fuel metering so modules may set `limits.fuel` (costs some speed).
@@ -150,6 +153,13 @@ pub struct RuntimeConfig {
     /// Find the pages an event dirtied with Linux's PAGEMAP_SCAN (>= 6.7) instead of resetting
     /// the whole `keep_resident_kib`.
     pub pagemap_scan: bool,
+    /// Longest guest log message (the `log` host function, a WASI output line), bytes after
+    /// escaping; longer ones are cut and marked.
+    pub guest_log_max_bytes: usize,
+    /// Lines one handler call may log; the rest are dropped and counted.
+    pub guest_log_per_call: u32,
+    /// Lines one module may log per second (all its calls, with a burst of as many).
+    pub guest_log_per_sec: u32,
 }
 
 impl Default for Config {
@@ -225,11 +235,15 @@ impl Default for RuntimeConfig {
             watch_debounce_ms: 50,
             epoch_tick_us: 250,
             max_instances: 1000,
+            max_component_instances: 64,
             max_memory_mib: 256,
             fuel: false,
             keep_resident_kib: 1024,
             slow_lane: std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
             pagemap_scan: true,
+            guest_log_max_bytes: 1024,
+            guest_log_per_call: 10,
+            guest_log_per_sec: 100,
         }
     }
 }

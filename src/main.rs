@@ -46,6 +46,9 @@ enum Command {
     },
 }
 
+/// Log lines queued for stdout before further ones are dropped.
+const LOG_BUFFER_LINES: usize = 16_384;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref())?;
@@ -56,11 +59,23 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { listen, manifest } => {
+            // Logs never block the server: lines go to a bounded queue that one thread writes to
+            // stdout; when stdout cannot keep up, lines are dropped and counted
+            // (switchyard_log_lines_dropped_total). The guard flushes the queue at exit, so it
+            // lives as long as the server.
+            let (writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(true)
+                .buffered_lines_limit(LOG_BUFFER_LINES)
+                .thread_name("switchyard-log")
+                .finish(std::io::stdout());
+            let dropped = writer.error_counter();
+            switchyard::metrics::count_log_lines_dropped(move || dropped.dropped_lines() as u64);
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()
                         .unwrap_or_else(|_| "info,cranelift=warn,wasmtime=warn".into()),
                 )
+                .with_writer(writer)
                 .init();
             if let Some(l) = listen {
                 config.listen = l;

@@ -12,6 +12,19 @@ use crossbeam_utils::CachePadded;
 
 use crate::shard::{self, SHARDS};
 
+/// Reads how many lines the process's log writer dropped (set once, by `main`).
+static LOG_LINES_DROPPED: std::sync::OnceLock<Box<dyn Fn() -> u64 + Send + Sync>> = std::sync::OnceLock::new();
+
+/// Tells `/metrics` how to read the log writer's dropped-line count
+/// (`switchyard_log_lines_dropped_total`). The first call wins.
+pub fn count_log_lines_dropped(read: impl Fn() -> u64 + Send + Sync + 'static) {
+    let _ = LOG_LINES_DROPPED.set(Box::new(read));
+}
+
+fn log_lines_dropped() -> u64 {
+    LOG_LINES_DROPPED.get().map_or(0, |read| read())
+}
+
 /// A counter (or gauge) split in one cache line per thread shard.
 #[derive(Debug, Default)]
 pub struct Counter([CachePadded<AtomicU64>; SHARDS]);
@@ -50,6 +63,9 @@ macro_rules! metrics {
                     let _ = writeln!(out, "# TYPE switchyard_{} {}", stringify!($name), $kind);
                     let _ = writeln!(out, "switchyard_{} {}", stringify!($name), self.$name.get());
                 )*
+                let _ = writeln!(out, "# HELP switchyard_log_lines_dropped_total Log lines the non-blocking log writer dropped because its buffer was full (stdout too slow).");
+                let _ = writeln!(out, "# TYPE switchyard_log_lines_dropped_total counter");
+                let _ = writeln!(out, "switchyard_log_lines_dropped_total {}", log_lines_dropped());
                 out
             }
         }
@@ -101,6 +117,9 @@ metrics! {
     capability_denied_total: "counter",
     /// Host sends refused because a call exceeded its send budget.
     send_limit_total: "counter",
+    /// Guest log lines (the `log` host function, WASI output) dropped by the per-call or
+    /// per-second budget.
+    guest_log_dropped_total: "counter",
     /// Successful module reloads (hot swaps).
     reloads_total: "counter",
     /// Reloads that failed and left the previous version serving.

@@ -84,7 +84,23 @@ pub struct ClientFrame<'a> {
     pub event: Option<EventName<'a>>,
     #[serde(borrow, default)]
     pub data: Option<&'a RawValue>,
+    /// Optional: copied into every reply and error frame for this frame.
+    #[serde(borrow, default)]
+    pub id: Option<&'a RawValue>,
 }
+
+/// A parsed client frame: what the session and the handler need of it.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub event: Cow<'a, str>,
+    /// Raw JSON text (`null` when absent).
+    pub data: &'a str,
+    /// The frame's `id` as raw JSON (a string or a number), for the replies.
+    pub id: Option<&'a str>,
+}
+
+/// Longest `id` accepted, bytes of JSON.
+pub const MAX_ID_LEN: usize = 128;
 
 /// The event name, borrowed from the frame unless it has escapes. (serde borrows a `Cow` only
 /// when the field is the `Cow` itself: `Option<Cow<str>>` would copy every name into a
@@ -99,6 +115,8 @@ pub enum FrameError {
     BadJson(#[from] serde_json::Error),
     #[error("missing \"event\"")]
     MissingEvent,
+    #[error("\"id\" must be a string or a number of at most {MAX_ID_LEN} bytes")]
+    BadId,
     #[error("malformed JSON: \"data\" nests arrays and objects deeper than {0} levels")]
     TooDeep(usize),
 }
@@ -108,6 +126,7 @@ impl FrameError {
         match self {
             FrameError::BadJson(_) | FrameError::TooDeep(_) => ErrorKind::BadJson,
             FrameError::MissingEvent => ErrorKind::MissingEvent,
+            FrameError::BadId => ErrorKind::BadRequest,
         }
     }
 }
@@ -118,14 +137,24 @@ pub const DEFAULT_MAX_JSON_DEPTH: usize = 64;
 /// Parses a client frame. `data` stays raw JSON text: handlers get it without a re-parse. It
 /// may nest arrays and objects at most `max_depth` levels deep (0: no limit): serde_json skips
 /// a raw value without a depth limit, and whoever parses it later (a handler) might recurse.
-pub fn parse_client_frame(text: &str, max_depth: usize) -> Result<(Cow<'_, str>, &str), FrameError> {
+pub fn parse_client_frame(text: &str, max_depth: usize) -> Result<Request<'_>, FrameError> {
     let frame: ClientFrame<'_> = serde_json::from_str(text)?;
     let event = frame.event.map(|e| e.0).filter(|e| !e.is_empty()).ok_or(FrameError::MissingEvent)?;
     let data = frame.data.map_or("null", RawValue::get);
     if max_depth > 0 && nests_deeper_than(data.as_bytes(), max_depth) {
         return Err(FrameError::TooDeep(max_depth));
     }
-    Ok((event, data))
+    let id = match frame.id.map(RawValue::get) {
+        None | Some("null") => None,
+        Some(id)
+            if id.len() <= MAX_ID_LEN
+                && (id.starts_with('"') || id.starts_with(['-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'])) =>
+        {
+            Some(id)
+        }
+        Some(_) => return Err(FrameError::BadId),
+    };
+    Ok(Request { event, data, id })
 }
 
 /// Whether valid JSON text nests arrays and objects more than `max` levels deep: one pass over
@@ -178,6 +207,7 @@ const DATA_KEY: &str = r#","data":"#;
 const CODE_ERR_KIND_KEY: &str = r#","code":-1,"kind":""#;
 const ERROR_MSG_KEY: &str = r#"","errorMsg":"#;
 const TIMESTAMP_KEY: &str = r#","timestamp":"#;
+const ID_KEY: &str = r#","id":"#;
 /// The quotes around a JSON string without escapes.
 const QUOTES: usize = 2;
 
@@ -201,13 +231,25 @@ fn finish(mut out: Vec<u8>, ts: &str) -> Utf8Bytes {
 // `realloc`, and glibc's realloc takes its arena lock on every call, which with two workers
 // replying at once became a futex storm on the hot path; and a buffer with spare capacity
 // costs `Bytes` a second allocation for its shared header.
-fn success_len(event: &str, data: Option<&str>, ts: &str) -> usize {
-    let data = data.map_or(0, |d| DATA_KEY.len() + d.len());
-    EVENT_KEY.len() + QUOTES + event.len() + CODE_OK_KEY.len() + data + finish_len(ts)
+fn id_len(id: Option<&str>) -> usize {
+    id.map_or(0, |i| ID_KEY.len() + i.len())
 }
 
-fn error_len(event: &str, kind: ErrorKind, msg: &str, ts: &str) -> usize {
-    EVENT_KEY.len()
+fn push_id(out: &mut Vec<u8>, id: Option<&str>) {
+    if let Some(i) = id {
+        out.extend_from_slice(ID_KEY.as_bytes());
+        out.extend_from_slice(i.as_bytes());
+    }
+}
+
+fn success_len(event: &str, data: Option<&str>, id: Option<&str>, ts: &str) -> usize {
+    let data = data.map_or(0, |d| DATA_KEY.len() + d.len());
+    EVENT_KEY.len() + QUOTES + event.len() + CODE_OK_KEY.len() + data + id_len(id) + finish_len(ts)
+}
+
+fn error_len(event: &str, kind: ErrorKind, msg: &str, id: Option<&str>, ts: &str) -> usize {
+    id_len(id)
+        + EVENT_KEY.len()
         + QUOTES
         + event.len()
         + CODE_ERR_KIND_KEY.len()
@@ -221,9 +263,14 @@ fn error_len(event: &str, kind: ErrorKind, msg: &str, ts: &str) -> usize {
 /// `{"event":E,"code":0,"data":D,"timestamp":T}`. `data` must be valid JSON text (or `None`
 /// to omit it): callers validate guest-supplied JSON before they get here.
 pub fn success_frame(event: &str, data: Option<&str>) -> Utf8Bytes {
+    reply(event, data, None)
+}
+
+/// A success frame answering a client frame: with its `id` (raw JSON), when it had one.
+pub fn reply(event: &str, data: Option<&str>, id: Option<&str>) -> Utf8Bytes {
     let mut ts = itoa::Buffer::new();
     let ts = ts.format(now_secs());
-    let mut out = Vec::with_capacity(success_len(event, data, ts));
+    let mut out = Vec::with_capacity(success_len(event, data, id, ts));
     out.extend_from_slice(EVENT_KEY.as_bytes());
     push_json_str(&mut out, event);
     out.extend_from_slice(CODE_OK_KEY.as_bytes());
@@ -231,20 +278,27 @@ pub fn success_frame(event: &str, data: Option<&str>) -> Utf8Bytes {
         out.extend_from_slice(DATA_KEY.as_bytes());
         out.extend_from_slice(d.as_bytes());
     }
+    push_id(&mut out, id);
     finish(out, ts)
 }
 
 /// `{"event":E,"code":-1,"kind":K,"errorMsg":M,"timestamp":T}`.
 pub fn error_frame(event: &str, kind: ErrorKind, msg: &str) -> Utf8Bytes {
+    error_reply(event, kind, msg, None)
+}
+
+/// An error frame answering a client frame: with its `id` (raw JSON), when it had one.
+pub fn error_reply(event: &str, kind: ErrorKind, msg: &str, id: Option<&str>) -> Utf8Bytes {
     let mut ts = itoa::Buffer::new();
     let ts = ts.format(now_secs());
-    let mut out = Vec::with_capacity(error_len(event, kind, msg, ts));
+    let mut out = Vec::with_capacity(error_len(event, kind, msg, id, ts));
     out.extend_from_slice(EVENT_KEY.as_bytes());
     push_json_str(&mut out, event);
     out.extend_from_slice(CODE_ERR_KIND_KEY.as_bytes());
     out.extend_from_slice(kind.as_str().as_bytes());
     out.extend_from_slice(ERROR_MSG_KEY.as_bytes());
     push_json_str(&mut out, msg);
+    push_id(&mut out, id);
     finish(out, ts)
 }
 
@@ -254,24 +308,24 @@ mod tests {
 
     #[test]
     fn event_names_are_borrowed_from_the_frame_unless_escaped() {
-        let (event, _) = parse_client_frame(r#"{"event":"echo","data":1}"#, DEFAULT_MAX_JSON_DEPTH).unwrap();
-        assert!(matches!(event, Cow::Borrowed("echo")));
-        let (event, _) = parse_client_frame(r#"{"event":"a\"b"}"#, DEFAULT_MAX_JSON_DEPTH).unwrap();
-        assert_eq!(event, "a\"b");
+        let r = parse_client_frame(r#"{"event":"echo","data":1}"#, DEFAULT_MAX_JSON_DEPTH).unwrap();
+        assert!(matches!(r.event, Cow::Borrowed("echo")));
+        let r = parse_client_frame(r#"{"event":"a\"b"}"#, DEFAULT_MAX_JSON_DEPTH).unwrap();
+        assert_eq!(r.event, "a\"b");
     }
 
     #[test]
     fn parses_event_and_keeps_data_raw() {
-        let (event, data) =
-            parse_client_frame(r#"{"event":"echo","data":{"a": [1, 2]}}"#, DEFAULT_MAX_JSON_DEPTH).unwrap();
-        assert_eq!(event, "echo");
-        assert_eq!(data, r#"{"a": [1, 2]}"#);
+        let r = parse_client_frame(r#"{"event":"echo","data":{"a": [1, 2]}}"#, DEFAULT_MAX_JSON_DEPTH).unwrap();
+        assert_eq!(r.event, "echo");
+        assert_eq!(r.data, r#"{"a": [1, 2]}"#);
+        assert_eq!(r.id, None);
     }
 
     #[test]
     fn absent_data_is_null() {
-        let (_, data) = parse_client_frame(r#"{"event":"ping"}"#, DEFAULT_MAX_JSON_DEPTH).unwrap();
-        assert_eq!(data, "null");
+        let r = parse_client_frame(r#"{"event":"ping"}"#, DEFAULT_MAX_JSON_DEPTH).unwrap();
+        assert_eq!(r.data, "null");
     }
 
     #[test]
@@ -302,12 +356,17 @@ mod tests {
     fn frames_are_exactly_the_size_reserved_for_them() {
         let ts = now_secs().to_string();
         let data = r#"{"seq":1,"text":"hello"}"#;
-        assert_eq!(success_frame("echo", Some(data)).len(), success_len("echo", Some(data), &ts));
-        assert_eq!(success_frame("ping", None).len(), success_len("ping", None, &ts));
+        assert_eq!(success_frame("echo", Some(data)).len(), success_len("echo", Some(data), None, &ts));
+        assert_eq!(success_frame("ping", None).len(), success_len("ping", None, None, &ts));
+        assert_eq!(reply("echo", Some(data), Some("\"7\"")).len(), success_len("echo", Some(data), Some("\"7\""), &ts));
         let msg = "expected data {id: <tag>}";
         assert_eq!(
             error_frame("join", ErrorKind::BadRequest, msg).len(),
-            error_len("join", ErrorKind::BadRequest, msg, &ts)
+            error_len("join", ErrorKind::BadRequest, msg, None, &ts)
+        );
+        assert_eq!(
+            error_reply("join", ErrorKind::BadRequest, msg, Some("42")).len(),
+            error_len("join", ErrorKind::BadRequest, msg, Some("42"), &ts)
         );
     }
 
@@ -323,5 +382,23 @@ mod tests {
         assert_eq!(v["code"], -1);
         assert_eq!(v["kind"], "unknown_event");
         assert_eq!(v["errorMsg"], "no \"route\"");
+    }
+
+    #[test]
+    fn an_id_is_copied_raw_into_replies_and_must_be_a_string_or_a_number() {
+        let r = parse_client_frame(r#"{"event":"echo","id":"a\"1"}"#, 0).unwrap();
+        assert_eq!(r.id, Some(r#""a\"1""#));
+        let v: serde_json::Value = serde_json::from_str(&reply("echo", Some("1"), r.id)).unwrap();
+        assert_eq!(v["id"], "a\"1");
+        let e: serde_json::Value = serde_json::from_str(&error_reply("x", ErrorKind::Busy, "m", Some("-7"))).unwrap();
+        assert_eq!(e["id"], -7);
+        assert_eq!(parse_client_frame(r#"{"event":"e","id":12}"#, 0).unwrap().id, Some("12"));
+        assert_eq!(parse_client_frame(r#"{"event":"e","id":null}"#, 0).unwrap().id, None);
+        for bad in [r#"{"id":{}}"#, r#"{"id":[1]}"#, r#"{"id":true}"#] {
+            let frame = format!(r#"{{"event":"e",{}"#, &bad[1..]);
+            assert!(matches!(parse_client_frame(&frame, 0), Err(FrameError::BadId)), "{frame}");
+        }
+        let long = format!(r#"{{"event":"e","id":"{}"}}"#, "x".repeat(200));
+        assert!(matches!(parse_client_frame(&long, 0), Err(FrameError::BadId)));
     }
 }

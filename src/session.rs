@@ -364,19 +364,24 @@ struct RefreshRequest<'a> {
 }
 
 /// `refresh`: a new token for the same user moves the connection's expiry.
-fn refresh(state: &AppState, client: &ClientHandle, data: &str, expiry: &mut Expiry) {
+fn refresh(state: &AppState, client: &ClientHandle, data: &str, id: Option<&str>, expiry: &mut Expiry) {
     let metrics = &state.delivery.metrics;
     let token = serde_json::from_str::<RefreshRequest<'_>>(data).ok().and_then(|r| r.token).filter(|t| !t.is_empty());
     let Some(token) = token else {
-        client.send(protocol::error_frame("refresh", ErrorKind::BadRequest, "expected data {\"token\": \"<jwt>\"}"));
+        client.send(protocol::error_reply(
+            "refresh",
+            ErrorKind::BadRequest,
+            "expected data {\"token\": \"<jwt>\"}",
+            id,
+        ));
         return;
     };
     let refused = match state.auth.verify(crate::auth::bearer(&token)) {
-        Ok(id) if id.user == client.identity.user => {
+        Ok(who) if who.user == client.identity.user => {
             metrics.token_refreshes_total.inc();
-            *expiry = Expiry { exp: id.exp, warned: false, changed: true, ..*expiry };
-            let data = serde_json::json!({"exp": id.exp}).to_string();
-            client.send(protocol::success_frame("refresh", Some(&data)));
+            *expiry = Expiry { exp: who.exp, warned: false, changed: true, ..*expiry };
+            let data = serde_json::json!({"exp": who.exp}).to_string();
+            client.send(protocol::reply("refresh", Some(&data), id));
             return;
         }
         Ok(_) => "the token is for another user".to_string(),
@@ -385,14 +390,14 @@ fn refresh(state: &AppState, client: &ClientHandle, data: &str, expiry: &mut Exp
     };
     metrics.token_refresh_refused_total.inc();
     tracing::info!(client = %client.id_str, user = %client.identity.user, "refresh refused: {refused}");
-    client.send(protocol::error_frame("refresh", ErrorKind::InvalidToken, &refused));
+    client.send(protocol::error_reply("refresh", ErrorKind::InvalidToken, &refused, id));
 }
 
 /// One client frame: built-in events here, everything else to the handler.
 async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str, expiry: &mut Expiry) {
     let metrics = &state.delivery.metrics;
-    let (event, data) = match protocol::parse_client_frame(text, state.config.ws.max_json_depth) {
-        Ok(f) => f,
+    let (event, data, id) = match protocol::parse_client_frame(text, state.config.ws.max_json_depth) {
+        Ok(r) => (r.event, r.data, r.id),
         Err(e) => {
             metrics.protocol_errors_total.inc();
             client.send(protocol::error_frame("error", e.kind(), &e.to_string()));
@@ -401,9 +406,9 @@ async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str, e
     };
     match &*event {
         "ping" => {
-            client.send(protocol::success_frame("ping", None));
+            client.send(protocol::reply("ping", None, id));
         }
-        "refresh" => refresh(state, client, data, expiry),
+        "refresh" => refresh(state, client, data, id, expiry),
         "join" | "quit" => {
             let tag = serde_json::from_str::<TagRequest<'_>>(data)
                 .ok()
@@ -411,45 +416,47 @@ async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str, e
                 .map(TagId::into_tag)
                 .filter(|t| !t.is_empty());
             let Some(tag) = tag else {
-                client.send(protocol::error_frame(
+                client.send(protocol::error_reply(
                     &event,
                     ErrorKind::BadRequest,
                     "expected data {\"id\": \"<tag>\"} (a string or a number)",
+                    id,
                 ));
                 return;
             };
             if event == "join" {
                 if !state.config.ws.client_join.iter().any(|p| crate::runtime::manifest::tag_matches(p, &tag)) {
-                    client.send(protocol::error_frame(
+                    client.send(protocol::error_reply(
                         &event,
                         ErrorKind::BadRequest,
                         "this tag cannot be joined by clients",
+                        id,
                     ));
                     return;
                 }
                 if let Err(e) = state.delivery.join(client, &tag).await {
-                    client.send(protocol::error_frame(&event, ErrorKind::BadRequest, &e.to_string()));
+                    client.send(protocol::error_reply(&event, ErrorKind::BadRequest, &e.to_string(), id));
                     return;
                 }
             } else {
                 state.delivery.quit(client, &tag);
             }
             let tags = serde_json::to_string(&client.tags()).unwrap_or_else(|_| "[]".into());
-            client.send(protocol::success_frame(&event, Some(&tags)));
+            client.send(protocol::reply(&event, Some(&tags), id));
         }
         // Boxed: the call's future is large, and keeping it out of the connection task's
         // state keeps every idle connection small (a few KiB each). `Runtime::call` keeps it
         // under 1 KiB (992 bytes in a release build), which glibc serves from its per-thread
         // cache; a bigger block would take the allocator's shared arena lock on every event.
-        _ => match Box::pin(state.runtime.call(client, &event, data)).await {
+        _ => match Box::pin(state.runtime.call(client, &event, data, id)).await {
             Ok(()) => {}
             Err(CallError::UnknownEvent) => {
                 metrics.protocol_errors_total.inc();
                 let msg = format!("unknown event \"{event}\"");
-                client.send(protocol::error_frame(&event, ErrorKind::UnknownEvent, &msg));
+                client.send(protocol::error_reply(&event, ErrorKind::UnknownEvent, &msg, id));
             }
             Err(e) => {
-                client.send(protocol::error_frame(&event, e.kind(), &e.to_string()));
+                client.send(protocol::error_reply(&event, e.kind(), &e.to_string(), id));
             }
         },
     }

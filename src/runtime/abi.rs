@@ -103,10 +103,12 @@ pub fn cap_name(c: Capability) -> &'static str {
 
 // ---- Load-time checks ----
 
-/// A handler export: where it is in the module, and its slot in every instance's cache.
+/// A handler export: where it is in the module (`None` for a component, whose one `handle`
+/// export serves every handler name), and its slot in every instance's cache (for a
+/// component, the name's place in its `exports()`).
 #[derive(Clone, Copy)]
 pub struct HandlerExport {
-    pub index: ModuleExport,
+    pub index: Option<ModuleExport>,
     pub slot: usize,
 }
 
@@ -168,7 +170,7 @@ pub fn check_exports(module: &Module, name: &str, spec: &ModuleSpec, handlers: &
         }
         let index = module.get_export_index(e).ok_or("export index")?;
         let slot = exports.len();
-        exports.entry((*e).to_string()).or_insert(HandlerExport { index, slot });
+        exports.entry((*e).to_string()).or_insert(HandlerExport { index: Some(index), slot });
     }
     Ok(Exports { memory, alloc, reset, handlers: exports })
 }

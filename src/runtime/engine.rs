@@ -1,13 +1,14 @@
 //! The engine and its linkers, configured once from `[runtime]`.
 //!
 //! Owns the wasmtime `Config` (epoch interruption, fuel, the pooling allocator and its sizes,
-//! the compiled-module cache) and the two linkers (host functions; host functions plus WASI
-//! preview 1). It must never load a module or start a thread.
+//! the compiled-module cache) and the linkers (host functions; host functions plus WASI
+//! preview 1; for components, the host interfaces plus WASI preview 2). It must never load a
+//! module or start a thread.
 
 use wasmtime::{Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
-use super::host;
 use super::state::HostState;
+use super::{component, host};
 use crate::config::RuntimeConfig;
 
 /// The engine and the linkers every module version is linked with.
@@ -16,6 +17,8 @@ pub struct Engines {
     pub linker: Linker<HostState>,
     /// `linker` plus WASI preview 1, for modules granted `wasi`.
     pub wasi_linker: Linker<HostState>,
+    /// For components: the host interfaces and WASI preview 2 ([`component::linker`]).
+    pub component_linker: wasmtime::component::Linker<HostState>,
 }
 
 pub fn build(cfg: &RuntimeConfig) -> anyhow::Result<Engines> {
@@ -23,10 +26,19 @@ pub fn build(cfg: &RuntimeConfig) -> anyhow::Result<Engines> {
     wcfg.epoch_interruption(true);
     wcfg.consume_fuel(cfg.fuel);
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_core_instances(cfg.max_instances)
-        .total_memories(cfg.max_instances)
-        .total_tables(cfg.max_instances)
-        .total_stacks(cfg.max_instances)
+    // Components get slots of their own on top of the core modules' `max_instances`: each of
+    // the `max_component_instances` adds its per-component budget of core instances, memories
+    // and tables (a Python component links 16 core instances), so a burst of components never
+    // takes the slots core modules are sized for.
+    let comps = cfg.max_component_instances;
+    pool.total_component_instances(comps)
+        .max_core_instances_per_component(component::CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(component::MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(component::TABLES_PER_COMPONENT)
+        .total_core_instances(cfg.max_instances + comps * component::CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(cfg.max_instances + comps * component::MEMORIES_PER_COMPONENT)
+        .total_tables(cfg.max_instances + comps * component::TABLES_PER_COMPONENT)
+        .total_stacks(cfg.max_instances + comps)
         .max_memory_size((cfg.max_memory_mib as usize) * 1024 * 1024)
         // Reset the start of memory (data, small stacks, the first allocations) with
         // memset and keep it resident, instead of madvise + page faults on every event.
@@ -54,5 +66,6 @@ pub fn build(cfg: &RuntimeConfig) -> anyhow::Result<Engines> {
     wasmtime_wasi::p1::add_to_linker_async(&mut wasi_linker, |s: &mut HostState| {
         s.wasi.as_mut().expect("WASI context exists for every module linked with WASI")
     })?;
-    Ok(Engines { engine, linker, wasi_linker })
+    let component_linker = component::linker(&engine)?;
+    Ok(Engines { engine, linker, wasi_linker, component_linker })
 }

@@ -78,11 +78,19 @@ fn write_out(mem: &mut [u8], buf: i32, cap: i32, value: &[u8]) -> Result<i32, i3
     Ok(len)
 }
 
-/// Builds a frame for a send to others, charging the budget.
-fn outbound(mem: &[u8], st: &mut HostState, ev: (i32, i32), data: (i32, i32)) -> Result<Utf8Bytes, i32> {
+/// Builds a success frame, charging the budget: a reply to the caller carries the `id` of the
+/// frame being handled (`reply`), a send to others none.
+fn outbound(
+    mem: &[u8],
+    st: &mut HostState,
+    ev: (i32, i32),
+    data: (i32, i32),
+    reply: bool,
+) -> Result<Utf8Bytes, i32> {
     let event = string(mem, ev.0, ev.1)?;
     let data = json(mem, data.0, data.1)?;
-    let frame = protocol::success_frame(event, data);
+    let id = if reply { st.reply_id.as_deref() } else { None };
+    let frame = protocol::reply(event, data, id);
     st.charge(frame.len())?;
     Ok(frame)
 }
@@ -109,7 +117,7 @@ fn send_to_one_target(
         if target.is_empty() {
             return Err(ERR_INVALID);
         }
-        let frame = outbound(m, st, ev, data)?;
+        let frame = outbound(m, st, ev, data, false)?;
         count(send(&st.delivery, target, &frame))
     })
 }
@@ -119,7 +127,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     let ns = NAMESPACE;
     linker.func_wrap(ns, "send_success", |mut c: Caller<'_, HostState>, ep: i32, el: i32, dp: i32, dl: i32| {
         with_mem(&mut c, |m, st| {
-            let frame = outbound(m, st, (ep, el), (dp, dl))?;
+            let frame = outbound(m, st, (ep, el), (dp, dl), true)?;
             st.client.send(frame);
             Ok(OK)
         })
@@ -128,7 +136,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         with_mem(&mut c, |m, st| {
             let event = string(m, ep, el)?;
             let msg = string(m, mp, ml)?;
-            let frame = protocol::error_frame(event, ErrorKind::Handler, msg);
+            let frame = protocol::error_reply(event, ErrorKind::Handler, msg, st.reply_id.as_deref());
             st.charge(frame.len())?;
             st.client.send(frame);
             Ok(OK)
@@ -154,7 +162,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         |mut c: Caller<'_, HostState>, tp: i32, tl: i32, ep: i32, el: i32, dp: i32, dl: i32| {
             with_mem(&mut c, |m, st| {
                 let t = granted_tag(m, st, tp, tl, "send_to_tag")?;
-                let frame = outbound(m, st, (ep, el), (dp, dl))?;
+                let frame = outbound(m, st, (ep, el), (dp, dl), false)?;
                 count(st.delivery.send_to_tag(t, &frame))
             })
         },
@@ -164,7 +172,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             if !st.module.spec.has(Capability::SendToAll) {
                 return Err(st.deny("send_to_all", "*"));
             }
-            let frame = outbound(m, st, (ep, el), (dp, dl))?;
+            let frame = outbound(m, st, (ep, el), (dp, dl), false)?;
             count(st.delivery.send_to_all(&frame))
         })
     })?;
@@ -236,16 +244,11 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     })?;
     linker.func_wrap(ns, "log", |mut c: Caller<'_, HostState>, level: i32, mp: i32, ml: i32| {
         with_mem(&mut c, |m, st| {
-            let msg = string(m, mp, ml)?;
-            let (module, client) = (&*st.module.name, &*st.client.id_str);
-            match level {
-                0 => tracing::trace!(target: "switchyard::guest", module, client, "{msg}"),
-                1 => tracing::debug!(target: "switchyard::guest", module, client, "{msg}"),
-                2 => tracing::info!(target: "switchyard::guest", module, client, "{msg}"),
-                3 => tracing::warn!(target: "switchyard::guest", module, client, "{msg}"),
-                4 => tracing::error!(target: "switchyard::guest", module, client, "{msg}"),
-                _ => return Err(ERR_INVALID),
+            let msg = slice(m, mp, ml)?;
+            if !(0..=4).contains(&level) {
+                return Err(ERR_INVALID);
             }
+            st.guest_log(level, None, msg)?;
             Ok(OK)
         })
     })?;

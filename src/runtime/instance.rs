@@ -1,9 +1,10 @@
 //! The instance lifecycle: instantiate a module version into a `Store`, write a request and
 //! call a handler, reset a kept instance for the next event, and keep idle ones warm.
 //!
-//! Owns [`HandlerInstance`] (an instance with what a call needs resolved once) and the
-//! [`WarmPool`] of idle instances of one version. It must never decide routing or policy: the
-//! runtime says which module, export and mode; this only runs what it is given.
+//! Owns [`HandlerInstance`] (an instance with what a call needs resolved once: a core module's
+//! here, a component's in [`super::component`]) and the [`WarmPool`] of idle instances of one
+//! version. It must never decide routing or policy: the runtime says which module, export and
+//! mode; this only runs what it is given.
 
 use std::sync::Mutex;
 
@@ -11,8 +12,10 @@ use crossbeam_utils::CachePadded;
 use wasmtime::{Instance, InstancePre, Memory, Store, Trap, TypedFunc};
 
 use super::abi::{self, Exports, HandlerExport};
+use super::component::ComponentInstance;
 use super::error::CallError;
 use super::host;
+use super::loader::Code;
 use super::state::HostState;
 use crate::shard::SHARDS;
 
@@ -25,6 +28,16 @@ const REUSE_MAX_GROWTH: u64 = 16;
 /// between events with `instance = "reuse"`.
 pub struct HandlerInstance {
     pub store: Store<HostState>,
+    kind: Kind,
+}
+
+enum Kind {
+    Core(CoreInstance),
+    Component(ComponentInstance),
+}
+
+/// A core module's instance.
+struct CoreInstance {
     instance: Instance,
     memory: Memory,
     alloc: TypedFunc<i32, i32>,
@@ -92,10 +105,22 @@ pub fn classify(e: &wasmtime::Error, state: &HostState) -> CallError {
     }
 }
 
-/// Instantiates a module version (`pre`, with its resolved `exports`) in `store` and resolves
-/// what every call needs; an instance that will be `kept` for later events also gets a slot per
-/// handler to cache them in.
-pub async fn instantiate(
+/// Instantiates a module version (`code`) in `store` and resolves what every call needs; an
+/// instance that will be `kept` for later events also gets a slot per handler to cache them in.
+pub async fn instantiate(mut store: Store<HostState>, code: &Code, kept: bool) -> Result<HandlerInstance, CallError> {
+    let (pre, exports) = match code {
+        Code::Core { pre, exports } => (pre, exports),
+        Code::Component { code, .. } => {
+            return match super::component::instantiate(&mut store, code).await {
+                Ok(c) => Ok(HandlerInstance { store, kind: Kind::Component(c) }),
+                Err(e) => Err(classify(&e, store.data())),
+            };
+        }
+    };
+    instantiate_core(store, pre, exports, kept).await
+}
+
+async fn instantiate_core(
     mut store: Store<HostState>,
     pre: &InstancePre<HostState>,
     exports: &Exports,
@@ -123,22 +148,43 @@ pub async fn instantiate(
         Ok((instance, memory, alloc, reset)) => {
             let initial_pages = memory.size(&store);
             let handlers = if kept { vec![None; exports.handlers.len()] } else { Vec::new() };
-            Ok(HandlerInstance { store, instance, memory, alloc, reset, handlers, initial_pages, events: 0 })
+            let core = CoreInstance { instance, memory, alloc, reset, handlers, initial_pages, events: 0 };
+            Ok(HandlerInstance { store, kind: Kind::Core(core) })
         }
         Err(e) => Err(classify(&e, store.data())),
     }
 }
 
 impl HandlerInstance {
+    /// Calls the handler: `Ok(Err(n))` when it returned status `n` (a component's `err(n)`).
+    pub async fn invoke(&mut self, export: HandlerExport, fields: &[&[u8]; 4]) -> wasmtime::Result<Result<(), i32>> {
+        match &mut self.kind {
+            Kind::Core(core) => core.invoke(&mut self.store, export, fields).await.map(|s| if s == 0 { Ok(()) } else { Err(s) }),
+            Kind::Component(c) => c.invoke(&mut self.store, export, fields).await,
+        }
+    }
+
+    /// After an event whose handler returned: readies the instance for the next one. False
+    /// when it must be retired instead of kept. (By reference, so that the call's future stays
+    /// small.)
+    pub async fn reset_for_reuse(&mut self, module: &str) -> bool {
+        match &mut self.kind {
+            Kind::Core(core) => core.reset_for_reuse(&mut self.store, module).await,
+            Kind::Component(c) => c.reset_for_reuse(&mut self.store),
+        }
+    }
+}
+
+impl CoreInstance {
     /// Writes the request into the instance with one copy and calls the handler export.
-    pub async fn invoke(&mut self, export: HandlerExport, fields: &[&[u8]; 4]) -> wasmtime::Result<i32> {
-        let store = &mut self.store;
+    async fn invoke(&mut self, store: &mut Store<HostState>, export: HandlerExport, fields: &[&[u8]; 4]) -> wasmtime::Result<i32> {
         let handler = match self.handlers.get_mut(export.slot) {
             Some(Some(h)) => h.clone(),
             slot => {
+                let index = export.index.ok_or_else(|| wasmtime::format_err!("no handler export"))?;
                 let h = self
                     .instance
-                    .get_module_export(&mut *store, &export.index)
+                    .get_module_export(&mut *store, &index)
                     .and_then(|e| e.into_func())
                     .ok_or_else(|| wasmtime::format_err!("no handler export"))?
                     .typed::<(i32, i32), i32>(&*store)?;
@@ -167,17 +213,16 @@ impl HandlerInstance {
 
     /// Runs the module's `switchyard_reset` after an event. False when the instance must be
     /// retired instead of kept: the reset failed, the instance has grown its memory by more
-    /// than [`REUSE_MAX_GROWTH`] pages, or it has served [`REUSE_MAX_EVENTS`] events. (By
-    /// reference, so that the call's future stays small.)
-    pub async fn reset_for_reuse(&mut self, module: &str) -> bool {
+    /// than [`REUSE_MAX_GROWTH`] pages, or it has served [`REUSE_MAX_EVENTS`] events.
+    async fn reset_for_reuse(&mut self, store: &mut Store<HostState>, module: &str) -> bool {
         self.events += 1;
         // The loader refuses a reuse module without the export.
         let Some(reset) = &self.reset else { return false };
-        if let Err(e) = reset.call_async(&mut self.store, ()).await {
+        if let Err(e) = reset.call_async(&mut *store, ()).await {
             tracing::warn!(module, "switchyard_reset failed, instance retired: {e:#}");
             return false;
         }
-        self.store.data_mut().slow_permit = None;
-        self.events < REUSE_MAX_EVENTS && self.memory.size(&self.store) <= self.initial_pages + REUSE_MAX_GROWTH
+        store.data_mut().slow_permit = None;
+        self.events < REUSE_MAX_EVENTS && self.memory.size(&*store) <= self.initial_pages + REUSE_MAX_GROWTH
     }
 }

@@ -4,16 +4,19 @@
 //! engine's on-disk cache), the ABI v1 checks ([`super::abi`]) and linking into an
 //! `InstancePre`. It must never run guest code.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use wasmtime::{Engine, InstancePre, Linker, Module};
+use wasmtime::{InstancePre, Module};
 
-use super::abi::{self, Exports};
+use super::abi::{self, Exports, HandlerExport};
+use super::component::{self, ComponentCode};
+use super::engine::Engines;
 use super::instance::WarmPool;
-use super::manifest::ModuleSpec;
-use super::state::{HostState, ModuleInfo};
+use super::manifest::{Capability, ModuleSpec};
+use super::state::{GuestLogLimits, HostState, ModuleInfo};
 
 /// Largest module file accepted.
 pub const MAX_MODULE_BYTES: usize = 64 * 1024 * 1024;
@@ -24,13 +27,34 @@ pub struct LoadedModule {
     pub info: Arc<ModuleInfo>,
     /// sha256 of the file, hex.
     pub hash: String,
-    pub pre: InstancePre<HostState>,
-    pub exports: Exports,
+    pub code: Code,
     /// Idle instances of this version (`instance = "reuse"` only).
     pub warm: WarmPool,
 }
 
+/// What a version is instantiated from: a core module (ABI v1) or a component.
+pub enum Code {
+    Core { pre: InstancePre<HostState>, exports: Exports },
+    Component { code: ComponentCode, handlers: HashMap<String, HandlerExport> },
+}
+
 impl LoadedModule {
+    /// The handler a route's `export` names.
+    pub fn handler(&self, export: &str) -> Option<HandlerExport> {
+        match &self.code {
+            Code::Core { exports, .. } => exports.handlers.get(export).copied(),
+            Code::Component { handlers, .. } => handlers.get(export).copied(),
+        }
+    }
+
+    /// `module` or `component`, for `/admin/modules`.
+    pub fn kind(&self) -> &'static str {
+        match self.code {
+            Code::Core { .. } => "module",
+            Code::Component { .. } => "component",
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.info.name
     }
@@ -50,16 +74,17 @@ pub fn read(spec: &ModuleSpec) -> Result<(Vec<u8>, String), String> {
     Ok((bytes, hash))
 }
 
-/// Compiles and checks one module against ABI v1, its grants and its limits, then links it.
-/// `handler_exports` are the exports the manifest routes to it.
+/// Compiles and checks one module against ABI v1 (or a component against the component ABI),
+/// its grants and its limits, then links it. `handler_exports` are the exports the manifest
+/// routes to it. A component's `exports()` runs once here ([`component::load`]).
 pub fn load(
-    engine: &Engine,
-    linker: &Linker<HostState>,
+    engines: &Engines,
     name: &str,
     spec: &ModuleSpec,
     bytes: &[u8],
     hash: String,
     handler_exports: &[&str],
+    log_limits: GuestLogLimits,
 ) -> Result<LoadedModule, String> {
     let path = spec.path.display().to_string();
     let is_text = Path::new(&spec.path).extension().is_some_and(|e| e == "wat");
@@ -71,11 +96,18 @@ pub fn load(
         bytes
     };
     check_sizes(name, spec, wasm).map_err(|e| format!("{path}: {e}"))?;
-    let module = Module::new(engine, wasm).map_err(|e| format!("{path}: does not compile: {e:#}"))?;
+    let info = Arc::new(ModuleInfo::new(name, spec, log_limits));
+    if component::is_component(wasm) {
+        let (code, handlers) = component::load(&engines.engine, &engines.component_linker, name, spec, wasm, handler_exports)
+            .map_err(|e| format!("{path}: {e}"))?;
+        return Ok(LoadedModule { info, hash, code: Code::Component { code, handlers }, warm: WarmPool::default() });
+    }
+    let linker = if spec.has(Capability::Wasi) { &engines.wasi_linker } else { &engines.linker };
+    let module = Module::new(&engines.engine, wasm).map_err(|e| format!("{path}: does not compile: {e:#}"))?;
     let exports = abi::check_exports(&module, name, spec, handler_exports).map_err(|e| format!("{path}: {e}"))?;
     abi::check_imports(&module, name, spec).map_err(|e| format!("{path}: {e}"))?;
     let pre = linker.instantiate_pre(&module).map_err(|e| format!("{path}: cannot link: {e:#}"))?;
-    Ok(LoadedModule { info: Arc::new(ModuleInfo::new(name, spec)), hash, pre, exports, warm: WarmPool::default() })
+    Ok(LoadedModule { info, hash, code: Code::Core { pre, exports }, warm: WarmPool::default() })
 }
 
 /// Refuses, before compiling, modules whose declared memory, tables or data exceed the limits,

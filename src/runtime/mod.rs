@@ -9,6 +9,7 @@
 //! wasmtime calls that yield at epoch ticks, and compilation runs on the blocking pool.
 
 pub mod abi;
+mod component;
 mod engine;
 mod error;
 pub mod host;
@@ -32,7 +33,7 @@ use crate::config::RuntimeConfig;
 use crate::delivery::{ClientHandle, Delivery, unix_ms};
 pub use error::CallError;
 use manifest::{InstanceMode, Manifest};
-use reload::RouteTable;
+use reload::{LoadPolicy, RouteTable};
 pub use reload::{ModuleStatus, RuntimeStatus};
 use state::HostState;
 use ticker::Ticker;
@@ -44,7 +45,7 @@ pub struct Runtime {
     reload_lock: tokio::sync::Mutex<()>,
     delivery: Arc<Delivery>,
     manifest_path: PathBuf,
-    fuel: bool,
+    policy: LoadPolicy,
     /// Permits for calls running past their first epoch tick (see [`ticker::install_policy`]).
     slow_lane: Arc<Semaphore>,
     ticker: Arc<Ticker>,
@@ -58,7 +59,8 @@ impl Runtime {
     pub fn new(cfg: &RuntimeConfig, delivery: Arc<Delivery>) -> anyhow::Result<Arc<Self>> {
         let engines = engine::build(cfg)?;
         let manifest = Manifest::load(&cfg.manifest).map_err(|e| anyhow::anyhow!("cannot load handlers:\n  {e}"))?;
-        let built = reload::build(&engines, cfg.fuel, &manifest, &RouteTable::default(), &[]);
+        let policy = LoadPolicy::new(cfg);
+        let built = reload::build(&engines, &policy, &manifest, &RouteTable::default(), &[]);
         if !built.errors.is_empty() {
             anyhow::bail!("cannot load handlers:\n  {}", built.errors.join("\n  "));
         }
@@ -76,7 +78,7 @@ impl Runtime {
             reload_lock: tokio::sync::Mutex::new(()),
             delivery,
             manifest_path: cfg.manifest.clone(),
-            fuel: cfg.fuel,
+            policy,
             slow_lane: Arc::new(Semaphore::new(cfg.slow_lane.max(1))),
             ticker,
             stop_signal: tokio::sync::watch::channel(false).0,
@@ -150,7 +152,7 @@ impl Runtime {
             }
         };
         let old_status = self.status.lock().map(|s| s.modules.clone()).unwrap_or_default();
-        let built = reload::build(&self.engines, self.fuel, &manifest, &self.table.load(), &old_status);
+        let built = reload::build(&self.engines, &self.policy, &manifest, &self.table.load(), &old_status);
         for _ in 0..built.failed_modules {
             metrics.reload_failures_total.inc();
         }
@@ -167,7 +169,13 @@ impl Runtime {
 
     /// The hot path: one event, one instance (fresh, or warm for `instance = "reuse"`), one
     /// call. Replies go straight to the client's queue from the host functions.
-    pub async fn call(&self, client: &Arc<ClientHandle>, event: &str, data: &str) -> Result<(), CallError> {
+    pub async fn call(
+        &self,
+        client: &Arc<ClientHandle>,
+        event: &str,
+        data: &str,
+        id: Option<&str>,
+    ) -> Result<(), CallError> {
         // The route is taken out of the table (one reference count) and the table's guard
         // dropped before any await: a swap meanwhile only retires the old version afterwards.
         let Some(route) = self.table.load().routes.get(event).cloned() else {
@@ -187,18 +195,15 @@ impl Runtime {
             // Boxed: instantiation's future is the largest part of this one, and without it
             // the boxed call (see `session`) fits glibc's per-thread cache, so a warm call
             // allocates without taking the allocator's shared arena lock.
-            None => match Box::pin(instance::instantiate(
-                self.new_store(client, module),
-                &module.pre,
-                &module.exports,
-                reuse,
-            ))
+            None => match Box::pin(instance::instantiate(self.new_store(client, module), &module.code, reuse))
             .await
             {
                 Ok(inst) => inst,
                 Err(err) => return Err(self.failed(err, module, event, client)),
             },
         };
+        // Only a frame with an id costs an allocation here.
+        inst.store.data_mut().reply_id = id.map(Box::from);
         inst.store.set_epoch_deadline(1);
         if let Some(fuel) = module.spec().limits.fuel {
             let _ = inst.store.set_fuel(fuel);
@@ -207,14 +212,14 @@ impl Runtime {
         let fields: [&[u8]; 4] =
             [event.as_bytes(), data.as_bytes(), client.id_str.as_bytes(), client.identity.user.as_bytes()];
         let result = inst.invoke(route.export, &fields).await;
-        inst.store.data().flush_wasi_output();
+        inst.store.data_mut().flush_wasi_output();
         let outcome = match result {
-            Ok(0) if inst.store.data().send_limit_hit => {
+            Ok(Ok(())) if inst.store.data().send_limit_hit => {
                 let l = &module.spec().limits;
                 Err(CallError::SendLimit(l.max_sends, l.max_send_bytes))
             }
-            Ok(0) => Ok(()),
-            Ok(status) => {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(status)) => {
                 metrics.handler_failures_total.inc();
                 Err(CallError::Failed(status))
             }

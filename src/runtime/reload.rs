@@ -14,7 +14,9 @@ use serde::Serialize;
 use super::abi::HandlerExport;
 use super::engine::Engines;
 use super::loader::{self, LoadedModule};
-use super::manifest::{Capability, InstanceMode, Manifest};
+use super::manifest::{InstanceMode, Manifest};
+use super::state::GuestLogLimits;
+use crate::config::RuntimeConfig;
 use crate::protocol::now_secs;
 
 /// One routed event: which module version, which export.
@@ -47,6 +49,9 @@ pub struct ModuleStatus {
     pub routes: Vec<String>,
     /// `fresh` (an instance per event) or `reuse` (warm instances kept between events).
     pub instance: InstanceMode,
+    /// `module` (a core module, ABI v1) or `component` (the component ABI) for the serving
+    /// version; empty until one loaded.
+    pub kind: &'static str,
     /// Unix ms until which the module's calls are throttled because one ran into its deadline.
     pub penalized_until_ms: Option<u64>,
 }
@@ -73,10 +78,29 @@ pub struct Built {
     pub changed: bool,
 }
 
+/// What the server's `[runtime]` settings say about loading modules.
+#[derive(Debug, Clone)]
+pub struct LoadPolicy {
+    /// Fuel metering is on, so modules may set `limits.fuel`.
+    pub fuel: bool,
+    pub guest_log: GuestLogLimits,
+}
+
+impl LoadPolicy {
+    pub fn new(cfg: &RuntimeConfig) -> Self {
+        let guest_log = GuestLogLimits {
+            max_bytes: cfg.guest_log_max_bytes,
+            per_call: cfg.guest_log_per_call,
+            per_sec: cfg.guest_log_per_sec,
+        };
+        Self { fuel: cfg.fuel, guest_log }
+    }
+}
+
 /// Builds the table `manifest` describes, reusing what `old` already compiled.
 pub fn build(
     engines: &Engines,
-    fuel: bool,
+    policy: &LoadPolicy,
     manifest: &Manifest,
     old: &RouteTable,
     old_status: &[ModuleStatus],
@@ -99,13 +123,12 @@ pub fn build(
             if let Some(p) = prev.filter(|p| p.hash == hash && *p.spec() == *spec) {
                 return Ok(p.clone());
             }
-            if spec.limits.fuel.is_some() && !fuel {
+            if spec.limits.fuel.is_some() && !policy.fuel {
                 return Err(format!(
                     "modules.{name}.limits.fuel needs fuel metering: set runtime.fuel = true in the server config"
                 ));
             }
-            let linker = if spec.has(Capability::Wasi) { &engines.wasi_linker } else { &engines.linker };
-            loader::load(&engines.engine, linker, name, spec, &bytes, hash, &exports).map(Arc::new)
+            loader::load(engines, name, spec, &bytes, hash, &exports, policy.guest_log).map(Arc::new)
         });
         match loaded {
             Ok(m) => {
@@ -113,6 +136,7 @@ pub fn build(
                     status.generation += 1;
                     status.loaded_at = Some(now_secs());
                     status.hash = Some(m.hash.clone());
+                    status.kind = m.kind();
                     status.last_error = None;
                     status.last_error_at = None;
                     tracing::info!(module = %name, hash = %&m.hash[..12], generation = status.generation, "module loaded");
@@ -136,7 +160,7 @@ pub fn build(
 
     let mut routes = HashMap::new();
     for r in &manifest.routes {
-        let export = modules.get(&r.module).and_then(|m| m.exports.handlers.get(&r.export).map(|e| (m.clone(), *e)));
+        let export = modules.get(&r.module).and_then(|m| m.handler(&r.export).map(|e| (m.clone(), e)));
         match export {
             Some((module, export)) => {
                 let same = old

@@ -6,13 +6,14 @@
 //! seam, and never keep a module version alive (warm instances hold a [`ModuleInfo`], not the
 //! compiled module).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::{Memory, ResourceLimiter};
 
-use super::abi::status::{ERR_DENIED, ERR_LIMIT};
+use super::abi::status::{ERR_BAD_UTF8, ERR_DENIED, ERR_LIMIT};
 use super::manifest::{Capability, Limits, ModuleSpec};
 use crate::delivery::{ClientHandle, Delivery, unix_ms};
 use crate::metrics::Metrics;
@@ -20,18 +21,76 @@ use crate::metrics::Metrics;
 /// How long a module that ran a call into its deadline stays penalized.
 pub const PENALTY_MS: u64 = 10_000;
 
+/// What a guest may log (`[runtime] guest_log_*`): the `log` host function and, for WASI
+/// modules, each line written to stdout / stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestLogLimits {
+    /// Longest message, bytes (after escaping); longer ones are cut and marked.
+    pub max_bytes: usize,
+    /// Lines one call may log.
+    pub per_call: u32,
+    /// Lines a module may log per second, all its calls together (with a burst of as many).
+    pub per_sec: u32,
+}
+
+impl Default for GuestLogLimits {
+    fn default() -> Self {
+        Self { max_bytes: 1024, per_call: 10, per_sec: 100 }
+    }
+}
+
+/// A module version's log budget: a token bucket of `per_sec` lines refilled at `per_sec`/s.
+#[derive(Debug)]
+struct LogBucket {
+    tokens: f64,
+    last: Instant,
+}
+
 /// What a call's host functions need to know of their module: its name and grants.
 #[derive(Debug)]
 pub struct ModuleInfo {
     pub name: String,
+    /// `name` with control characters escaped, as it starts every line the module logs.
+    log_name: String,
     pub spec: ModuleSpec,
     /// Unix ms until which this version's slow calls are throttled harder (see `penalize`).
     penalized_until_ms: AtomicU64,
+    log_limits: GuestLogLimits,
+    log_bucket: Mutex<LogBucket>,
+    /// Set once a line of this version was dropped (warned once, then only counted).
+    log_dropped: AtomicBool,
 }
 
 impl ModuleInfo {
-    pub fn new(name: &str, spec: &ModuleSpec) -> Self {
-        Self { name: name.to_string(), spec: spec.clone(), penalized_until_ms: AtomicU64::new(0) }
+    pub fn new(name: &str, spec: &ModuleSpec, log_limits: GuestLogLimits) -> Self {
+        let mut log_name = String::new();
+        if !escape_log_text(name, 128, &mut log_name) {
+            log_name.push_str("...");
+        }
+        Self {
+            name: name.to_string(),
+            log_name,
+            spec: spec.clone(),
+            penalized_until_ms: AtomicU64::new(0),
+            log_limits,
+            log_bucket: Mutex::new(LogBucket { tokens: f64::from(log_limits.per_sec), last: Instant::now() }),
+            log_dropped: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes one line from the module's per-second budget.
+    fn take_log_token(&self) -> bool {
+        let rate = f64::from(self.log_limits.per_sec);
+        let mut b = self.log_bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        b.tokens = (b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate).min(rate);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 
     /// Called when one of the module's calls ran into its deadline: for [`PENALTY_MS`] its
@@ -63,6 +122,8 @@ pub struct HostState {
     pub delivery: Arc<Delivery>,
     pub module: Arc<ModuleInfo>,
     pub memory: Option<Memory>,
+    /// The `id` of the client frame being handled (raw JSON), for the handler's replies.
+    pub reply_id: Option<Box<str>>,
     pub deadline: Instant,
     sends: u32,
     send_bytes: u64,
@@ -75,8 +136,12 @@ pub struct HostState {
     pub ticks: u32,
     /// Set once the call is slow: holds its slow-lane permit until the call ends.
     pub slow_permit: Option<Arc<std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>>,
+    /// Lines logged by this call (the `per_call` budget).
+    logs: u32,
     pub wasi: Option<wasmtime_wasi::p1::WasiP1Ctx>,
     pub wasi_out: Option<(wasmtime_wasi::p2::pipe::MemoryOutputPipe, wasmtime_wasi::p2::pipe::MemoryOutputPipe)>,
+    /// A component instance's WASI context and output (`None` for a core module).
+    pub component: Option<Box<super::component::ComponentCtx>>,
 }
 
 impl HostState {
@@ -98,6 +163,7 @@ impl HostState {
             delivery,
             module,
             memory: None,
+            reply_id: None,
             deadline,
             sends: 0,
             send_bytes: 0,
@@ -106,8 +172,10 @@ impl HostState {
             memory_cap,
             ticks: 0,
             slow_permit: None,
+            logs: 0,
             wasi,
             wasi_out,
+            component: None,
         }
     }
 
@@ -124,16 +192,65 @@ impl HostState {
         self.send_limit_hit = false;
         self.ticks = 0;
         self.slow_permit = None;
+        self.logs = 0;
     }
 
-    /// Logs what a WASI module printed, prefixed with its name.
-    pub fn flush_wasi_output(&self) {
-        if let Some((out, err)) = &self.wasi_out {
-            for (stream, pipe) in [("stdout", out), ("stderr", err)] {
-                let bytes = pipe.contents();
-                for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.is_empty()) {
-                    tracing::info!(target: "switchyard::guest", module = %self.module.name, stream, "{line}");
-                }
+    /// Logs one guest line at `level` (0 trace .. 4 error) through the one guest-log path: the
+    /// call's and the module's budgets, the length cap, control characters escaped (a guest
+    /// can never begin a log line), the module name first. `ERR_LIMIT` when a budget dropped it
+    /// (counted in `guest_log_dropped_total`), `ERR_BAD_UTF8` for a message that is not UTF-8.
+    pub fn guest_log(&mut self, level: i32, stream: Option<&str>, msg: &[u8]) -> Result<(), i32> {
+        let limits = self.module.log_limits;
+        // Only what can be shown is looked at: escaping never shortens text.
+        let shown = &msg[..msg.len().min(limits.max_bytes)];
+        let text = match std::str::from_utf8(shown) {
+            Ok(t) => t,
+            // A character cut by the cap, not a bad one.
+            Err(e) if e.error_len().is_none() && shown.len() < msg.len() => {
+                std::str::from_utf8(&shown[..e.valid_up_to()]).map_err(|_| ERR_BAD_UTF8)?
+            }
+            Err(_) => return Err(ERR_BAD_UTF8),
+        };
+        if self.logs >= limits.per_call || !self.module.take_log_token() {
+            self.metrics().guest_log_dropped_total.inc();
+            if !self.module.log_dropped.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    target: "switchyard::guest",
+                    client = %self.client.id_str,
+                    "{}: guest log lines dropped (limits: {} per call, {} per second; counted in switchyard_guest_log_dropped_total)",
+                    self.module.log_name, limits.per_call, limits.per_sec
+                );
+            }
+            return Err(ERR_LIMIT);
+        }
+        self.logs += 1;
+        let mut line = String::with_capacity(self.module.log_name.len() + 2 + text.len());
+        line.push_str(&self.module.log_name);
+        line.push_str(": ");
+        if !escape_log_text(text, limits.max_bytes, &mut line) || text.len() < msg.len() {
+            let _ = write!(line, "... [truncated: {} bytes]", msg.len());
+        }
+        let client = &*self.client.id_str;
+        let stream = stream.unwrap_or("log");
+        match level {
+            0 => tracing::trace!(target: "switchyard::guest", client, stream, "{line}"),
+            1 => tracing::debug!(target: "switchyard::guest", client, stream, "{line}"),
+            2 => tracing::info!(target: "switchyard::guest", client, stream, "{line}"),
+            3 => tracing::warn!(target: "switchyard::guest", client, stream, "{line}"),
+            _ => tracing::error!(target: "switchyard::guest", client, stream, "{line}"),
+        }
+        Ok(())
+    }
+
+    /// Logs what a WASI module printed, a line at a time, through [`HostState::guest_log`]
+    /// (stdout at info, stderr at warn).
+    pub fn flush_wasi_output(&mut self) {
+        let Some((out, err)) = self.wasi_out.clone() else { return };
+        for (stream, level, pipe) in [("stdout", 2, out), ("stderr", 3, err)] {
+            let bytes = pipe.contents();
+            for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                // Lines past a budget are dropped and counted, each.
+                let _ = self.guest_log(level, Some(stream), String::from_utf8_lossy(line).as_bytes());
             }
         }
     }
@@ -166,12 +283,40 @@ impl HostState {
     }
 }
 
+/// Appends `text` to `out` with every control character escaped (`\n`, `\r`, `\t`, `\u{1b}`, ...),
+/// and the Unicode line separators and bidirectional overrides too, so that it can never start
+/// a new log line, move a terminal's cursor or reorder what is shown. Stops before `out` would
+/// grow by more than `max` bytes; false then (the text was cut).
+pub fn escape_log_text(text: &str, max: usize, out: &mut String) -> bool {
+    let start = out.len();
+    for c in text.chars() {
+        let before = out.len();
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+        if out.len() - start > max {
+            out.truncate(before);
+            return false;
+        }
+    }
+    true
+}
+
 impl ResourceLimiter for HostState {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory_cap {
             self.memory_limit_hit = true;
             return Ok(false);
         }
+        self.component_grew(desired.saturating_sub(current));
         Ok(true)
     }
 
@@ -179,13 +324,15 @@ impl ResourceLimiter for HostState {
         Ok(desired <= self.module.spec.limits.max_table_elements as usize)
     }
 
+    // A core module is one instance; a component links several (the pool's per-component
+    // budget, `component::*_PER_COMPONENT`).
     fn instances(&self) -> usize {
-        1
+        if self.component.is_some() { super::component::CORE_INSTANCES_PER_COMPONENT as usize } else { 1 }
     }
     fn tables(&self) -> usize {
-        4
+        if self.component.is_some() { super::component::TABLES_PER_COMPONENT as usize } else { 4 }
     }
     fn memories(&self) -> usize {
-        1
+        if self.component.is_some() { super::component::MEMORIES_PER_COMPONENT as usize } else { 1 }
     }
 }

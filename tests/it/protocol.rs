@@ -1,7 +1,7 @@
 //! The protocol: built-in events, and errors that never go silent.
 
 use futures_util::SinkExt;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::protocol::Message;
 
 use crate::common::*;
@@ -112,4 +112,33 @@ impl NextFrame for tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTl
         use futures_util::StreamExt;
         tokio::time::timeout(TIMEOUT, self.next()).await.expect("frame in time")?.ok()
     }
+}
+
+/// `request` in the browser client matches replies by the frame's optional `id`.
+#[tokio::test]
+async fn an_id_on_a_frame_comes_back_on_every_reply_and_error_for_it() {
+    let s = TestServer::start().await;
+    let mut c = s.connect("ida").await;
+    let cases = [
+        (r#"{"event":"echo","data":1,"id":"1"}"#, "echo", 0, json!("1")),
+        (r#"{"event":"no/such/event","id":"2"}"#, "no/such/event", -1, json!("2")),
+        (r#"{"event":"join","data":{"id":"room"},"id":"3"}"#, "join", 0, json!("3")),
+        (r#"{"event":"quit","data":{"id":"room"},"id":4}"#, "quit", 0, json!(4)),
+        (r#"{"event":"ping","id":"5"}"#, "ping", 0, json!("5")),
+        (r#"{"event":"fail","id":"6"}"#, "fail", -1, json!("6")),
+        (r#"{"event":"echo","data":2}"#, "echo", 0, Value::Null),
+    ];
+    for (frame, event, code, id) in cases {
+        c.send_raw(frame).await;
+        let r = c.recv().await;
+        assert_eq!(
+            (r["event"].as_str(), r["code"].as_i64(), &r["id"]),
+            (Some(event), Some(code), &id),
+            "{frame} -> {r}"
+        );
+    }
+    c.send_raw(r#"{"event":"echo","id":{"no":1}}"#).await;
+    let r = c.recv().await;
+    assert_eq!((r["kind"].as_str(), &r["id"]), (Some("bad_request"), &Value::Null), "{r}");
+    c.assert_nothing_queued("one reply per frame").await;
 }
