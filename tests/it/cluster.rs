@@ -89,13 +89,20 @@ impl Node {
     }
 
     async fn start_with(redis: &Redis, env: &[(&str, &str)]) -> Self {
+        let node = Self::spawn(&redis.url(), env).await;
+        node.wait_cluster("ok").await;
+        node
+    }
+
+    /// Starts a node and waits until it listens, whatever the state of Redis.
+    async fn spawn(redis_url: &str, env: &[(&str, &str)]) -> Self {
         build_once("handlers/build.sh");
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args(["serve", "--listen", "127.0.0.1:0", "--manifest"])
             .arg(repo().join("handlers/switchyard.toml"))
             .current_dir(dir.path())
-            .env("SWITCHYARD_CLUSTER__REDIS_URL", redis.url())
+            .env("SWITCHYARD_CLUSTER__REDIS_URL", redis_url)
             .env("SWITCHYARD_CLUSTER__HEARTBEAT_MS", "200")
             .env("SWITCHYARD_CLUSTER__NODE_TTL_MS", "1500")
             .env("SWITCHYARD_RUNTIME__WATCH", "false")
@@ -122,9 +129,7 @@ impl Node {
             }
         });
         let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(TIMEOUT).expect("node listens")).await.unwrap();
-        let node = Self { child, addr, http: reqwest::Client::new(), _dir: dir };
-        node.wait_cluster("ok").await;
-        node
+        Self { child, addr, http: reqwest::Client::new(), _dir: dir }
     }
 
     async fn wait_cluster(&self, state: &str) {
@@ -408,4 +413,25 @@ async fn a_restarted_node_gets_a_new_id_and_its_old_entries_are_swept() {
     let (status, info) = nodes[0].get(&format!("/api/clients/{}", new.id)).await;
     assert_eq!((status, info["user"].as_str()), (200, Some("hal")));
     assert_eq!(nodes[0].get("/api/online").await.1["clients"], 1);
+}
+
+#[tokio::test]
+async fn a_node_started_without_redis_serves_alone_then_joins_the_cluster_when_redis_appears() {
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let a = Node::spawn(&url, &[]).await;
+    assert_eq!(a.get("/healthz").await.1["cluster"], "degraded");
+    let mut alone = a.connect("ivy").await;
+    let r = alone.request("echo", json!("alone")).await;
+    assert_eq!(r["data"], "alone", "{r}");
+
+    let redis = Redis::start_on(port).await;
+    a.wait_cluster("ok").await;
+    let b = Node::start(&redis).await;
+    wait_until("ivy's presence written once Redis appeared", TIMEOUT, async || {
+        b.get("/api/online").await.1["clients"] == 1
+    })
+    .await;
+    b.post("/api/send/user", json!({"user": "ivy", "event": "found", "data": 1})).await;
+    expect(&mut alone, "found", &json!(1)).await;
 }
