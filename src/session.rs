@@ -445,9 +445,9 @@ async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str, e
             client.send(protocol::reply(&event, Some(&tags), id));
         }
         // Boxed: the call's future is large, and keeping it out of the connection task's
-        // state keeps every idle connection small (a few KiB each). `Runtime::call` keeps it
-        // under 1 KiB (992 bytes in a release build), which glibc serves from its per-thread
-        // cache; a bigger block would take the allocator's shared arena lock on every event.
+        // state keeps every idle connection small. `Runtime::call` keeps that future small
+        // enough for glibc's per-thread cache (tcache, up to 1,032 bytes); a bigger block
+        // would take the allocator's shared arena lock on every event.
         _ => match Box::pin(state.runtime.call(client, &event, data, id)).await {
             Ok(()) => {}
             Err(CallError::UnknownEvent) => {
