@@ -5,6 +5,7 @@ mod cluster;
 mod common;
 mod conformance;
 mod expiry;
+mod guest_log;
 mod handlers;
 mod hardening;
 mod hotgo;

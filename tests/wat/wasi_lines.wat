@@ -1,0 +1,21 @@
+;; Writes 12 lines to WASI stdout in one fd_write; the first tries to forge a log line with a
+;; carriage return and an ANSI escape. Used by tests/it/guest_log.rs.
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "switchyard" "send_success" (func $send_success (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "1")
+  (data (i32.const 100) "wasi-1\r\1b[31mFORGED\nwasi-2\nwasi-3\nwasi-4\nwasi-5\nwasi-6\nwasi-7\nwasi-8\nwasi-9\nwasi-10\nwasi-11\nwasi-12\n")
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "switchyard_abi_v1"))
+  (func (export "alloc") (param $len i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (local.get $p) (local.get $len)))
+    (local.get $p))
+  (func (export "print") (param $p i32) (param $l i32) (result i32)
+    (i32.store (i32.const 0) (i32.const 100))
+    (i32.store (i32.const 4) (i32.const 99))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (drop (call $send_success (i32.add (local.get $p) (i32.const 20)) (i32.load offset=4 (local.get $p)) (i32.const 16) (i32.const 1)))
+    (i32.const 0)))
