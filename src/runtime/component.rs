@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
+use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -169,7 +170,11 @@ fn check_imports(engine: &Engine, component: &Component, name: &str, spec: &Modu
                     "send-to-client" => Capability::SendToClient,
                     "send-to-all" => Capability::SendToAll,
                     "claims" => Capability::Claims,
-                    _ => return Err(format!("imports {import}, which switchyard:handler@1.0.0 does not have (wit/handler.wit)")),
+                    _ => {
+                        return Err(format!(
+                            "imports {import}, which switchyard:handler@1.0.0 does not have (wit/handler.wit)"
+                        ));
+                    }
                 };
                 (!spec.has(cap)).then(|| format!("\"{}\" in modules.{name}.capabilities", super::abi::cap_name(cap)))
             }
@@ -177,7 +182,11 @@ fn check_imports(engine: &Engine, component: &Component, name: &str, spec: &Modu
             None => {
                 return Err(format!(
                     "imports {import}, which a handler component cannot have: only switchyard:handler and the WASI 0.2 clocks, random, io, cli, filesystem and sockets interfaces are linked (docs/ABI.md){}",
-                    if iface.starts_with("wasi:http/") { "; build with componentize-js --disable http fetch-event" } else { "" }
+                    if iface.starts_with("wasi:http/") {
+                        "; build with componentize-js --disable http fetch-event"
+                    } else {
+                        ""
+                    }
                 ));
             }
         };
@@ -204,10 +213,23 @@ impl WasiView for LoadCtx {
 /// Calls `exports()` once in a throwaway instance whose host interfaces all trap (WASI is the
 /// events' empty one, its output dropped), within a deadline.
 fn handler_names(engine: &Engine, component: &Component, spec: &ModuleSpec) -> Result<Vec<String>, String> {
+    let link = |e: wasmtime::Error| format!("cannot link: {e:#}");
     let mut linker = Linker::<LoadCtx>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("cannot link: {e:#}"))?;
-    linker.define_unknown_imports_as_traps(component).map_err(|e| format!("cannot link: {e:#}"))?;
-    let pre = linker.instantiate_pre(component).map_err(|e| format!("cannot link: {e:#}"))?;
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
+    for (import, item) in component.component_type().imports(engine) {
+        let (true, ComponentItem::ComponentInstance(ty)) = (import.starts_with("switchyard:handler/"), item.ty) else {
+            continue;
+        };
+        let mut instance = linker.instance(import).map_err(link)?;
+        for (func, item) in ty.exports(engine) {
+            if let ComponentItem::ComponentFunc(_) = item.ty {
+                instance
+                    .func_new(func, |_, _, _, _| Err(wasmtime::format_err!("host interfaces cannot be called at load")))
+                    .map_err(link)?;
+            }
+        }
+    }
+    let pre = linker.instantiate_pre(component).map_err(link)?;
     let pre = FullPre::new(pre).map_err(|e| format!("does not export {HANDLER_EXPORT}: {e:#}"))?;
     let mut store = Store::new(engine, LoadCtx { wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new() });
     // The epoch may not be ticking yet (the server is starting): a watchdog ticks it while
@@ -304,6 +326,9 @@ pub struct ComponentInstance {
 /// Instantiates a component version in `store`.
 pub async fn instantiate(store: &mut Store<HostState>, code: &ComponentCode) -> wasmtime::Result<ComponentInstance> {
     store.data_mut().component = Some(Box::new(ComponentCtx::new()));
+    // The store reads its instance, memory and table limits when the limiter is installed:
+    // again, now that they are a component's.
+    store.limiter(|s| s);
     let full = code.pre.instantiate_async(&mut *store).await?;
     Ok(ComponentInstance { guest: full.switchyard_handler_handler().clone(), names: code.names.clone(), events: 0 })
 }
@@ -494,7 +519,11 @@ impl HostState {
             return Err(Status::Invalid);
         }
         let frame = self.success(event, data, false).map_err(status)?;
-        let n = if user { self.delivery.send_to_user(target, &frame) } else { self.delivery.send_to_client(target, &frame) };
+        let n = if user {
+            self.delivery.send_to_user(target, &frame)
+        } else {
+            self.delivery.send_to_client(target, &frame)
+        };
         Ok(count(n))
     }
 }
