@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Switchyard needs, idempotently: the wasm targets, the
-# toolchains of every guest language (C: clang + lld, Zig: PyPI's ziglang, AssemblyScript: npm),
+# toolchains of every guest language (C: clang + lld, Zig: PyPI's ziglang, AssemblyScript: npm,
+# Python: PyPI's componentize-py, JavaScript: npm's componentize-js),
 # redis-server for the cluster tests (Debian), and Chromium plus the browser client's npm
 # packages for the browser tests.
 set -euo pipefail
@@ -12,7 +13,7 @@ apt_install() {
 }
 command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 echo "setup: $(redis-server --version | cut -d' ' -f1-3)"
-for lang in c zig assemblyscript; do
+for lang in c zig assemblyscript python javascript; do
   if [ -f "examples/$lang/setup.sh" ]; then
     bash "examples/$lang/setup.sh"
   fi

@@ -60,9 +60,11 @@ pub const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 pub const MEMORIES_PER_COMPONENT: u32 = 4;
 pub const TABLES_PER_COMPONENT: u32 = 8;
 
-/// Bytes a reused component instance may grow its memories by before it is retired. A
-/// language runtime's heap settles after its first events (CPython keeps its arenas), so this
-/// is larger than a core module's 1 MiB.
+/// Bytes a reused component instance may grow its largest memory by before it is retired: half
+/// the room between its size after instantiation and the `memory_mib` cap, at most this. A
+/// language runtime's heap settles after its first events (CPython keeps its arenas, a
+/// JavaScript collector grows before it collects), so this is larger than a core module's
+/// 1 MiB, and the half leaves the next event room to run before the cap.
 const REUSE_MAX_GROWTH_BYTES: usize = 8 * 1024 * 1024;
 /// Events one reused instance serves before it is replaced by a fresh one.
 const REUSE_MAX_EVENTS: u32 = 100_000;
@@ -294,9 +296,9 @@ pub struct ComponentCtx {
     table: ResourceTable,
     stdout: LogPipe,
     stderr: LogPipe,
-    /// Bytes its memories grew by since instantiation (a reused instance is retired past
-    /// [`REUSE_MAX_GROWTH_BYTES`]).
-    pub grown: usize,
+    /// The size of its largest memory so far, bytes (a reused instance is retired when it
+    /// grew too much, see [`REUSE_MAX_GROWTH_BYTES`]).
+    memory_peak: usize,
 }
 
 impl ComponentCtx {
@@ -305,7 +307,7 @@ impl ComponentCtx {
         // No preopened directories, no environment, no arguments, stdin empty; the default
         // socket check refuses every address and name lookups are off: no network.
         let wasi = WasiCtxBuilder::new().stdout(stdout.clone()).stderr(stderr.clone()).build();
-        Self { wasi, table: ResourceTable::new(), stdout, stderr, grown: 0 }
+        Self { wasi, table: ResourceTable::new(), stdout, stderr, memory_peak: 0 }
     }
 }
 
@@ -321,6 +323,8 @@ pub struct ComponentInstance {
     guest: Guest,
     names: Arc<[String]>,
     events: u32,
+    /// Its largest memory grown past this size, bytes, it is retired instead of reused.
+    retire_at: usize,
 }
 
 /// Instantiates a component version in `store`.
@@ -330,7 +334,16 @@ pub async fn instantiate(store: &mut Store<HostState>, code: &ComponentCode) -> 
     // again, now that they are a component's.
     store.limiter(|s| s);
     let full = code.pre.instantiate_async(&mut *store).await?;
-    Ok(ComponentInstance { guest: full.switchyard_handler_handler().clone(), names: code.names.clone(), events: 0 })
+    let st = store.data();
+    let initial = st.component.as_ref().map_or(0, |c| c.memory_peak);
+    let cap = usize::try_from(st.module.spec.limits.memory_mib).unwrap_or(usize::MAX).saturating_mul(1024 * 1024);
+    let retire_at = initial + (cap.saturating_sub(initial) / 2).min(REUSE_MAX_GROWTH_BYTES);
+    Ok(ComponentInstance {
+        guest: full.switchyard_handler_handler().clone(),
+        names: code.names.clone(),
+        events: 0,
+        retire_at,
+    })
 }
 
 impl ComponentInstance {
@@ -364,8 +377,8 @@ impl ComponentInstance {
         self.events += 1;
         let st = store.data_mut();
         st.slow_permit = None;
-        let grown = st.component.as_ref().map_or(0, |c| c.grown);
-        self.events < REUSE_MAX_EVENTS && grown <= REUSE_MAX_GROWTH_BYTES
+        let peak = st.component.as_ref().map_or(0, |c| c.memory_peak);
+        self.events < REUSE_MAX_EVENTS && peak <= self.retire_at
     }
 }
 
@@ -385,10 +398,11 @@ impl HostState {
         }
     }
 
-    /// Counts growth of a component's memories (called by the limiter when growth is allowed).
-    pub(super) fn component_grew(&mut self, by: usize) {
+    /// Notes a component's memory reaching `size` bytes (the limiter, when it allows a memory's
+    /// creation or growth).
+    pub(super) fn component_memory(&mut self, size: usize) {
         if let Some(c) = &mut self.component {
-            c.grown = c.grown.saturating_add(by);
+            c.memory_peak = c.memory_peak.max(size);
         }
     }
 }

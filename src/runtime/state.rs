@@ -311,12 +311,12 @@ pub fn escape_log_text(text: &str, max: usize, out: &mut String) -> bool {
 }
 
 impl ResourceLimiter for HostState {
-    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory_cap {
             self.memory_limit_hit = true;
             return Ok(false);
         }
-        self.component_grew(desired.saturating_sub(current));
+        self.component_memory(desired);
         Ok(true)
     }
 

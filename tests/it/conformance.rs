@@ -2,7 +2,9 @@
 //! source by that language's build script; a missing toolchain fails the build loudly).
 //! The expected behaviour is docs/HANDLERS.md. The `with_instance_reuse_*` scenarios serve
 //! the modules with `instance = "reuse"`, so every event after the first runs in a kept
-//! instance after the module's `switchyard_reset`.
+//! instance after the module's `switchyard_reset` (a component's, as it is). Python and
+//! JavaScript build WebAssembly components (docs/ABI.md, the component ABI), served from the
+//! same manifest as the core modules.
 
 use serde_json::{Value, json};
 
@@ -55,16 +57,42 @@ export = "chat_online"
 
 pub async fn server(script: &str) -> TestServer {
     let build = build_once(script);
-    TestServer::with(&manifest(&build, ""), &[], |c| c.runtime.watch = false).await
+    start(&build, "").await
 }
 
 /// The modules in `reuse_dir` (relative to the build script's folder) with `instance = "reuse"`.
-/// Memory is capped at 1 MiB: an instance whose `switchyard_reset` frees nothing runs out of
-/// it within a few dozen 20 KiB requests (well before the host would retire it for growing).
+/// Memory is capped at 1 MiB for core modules: an instance whose `switchyard_reset` frees
+/// nothing runs out of it within a few dozen 20 KiB requests (well before the host would
+/// retire it for growing). A component's language runtime starts at 9 to 13 MiB: its cap is
+/// the default 16 MiB, which a runtime that kept every request would also run out of.
 pub async fn reuse_server(script: &str, reuse_dir: &str) -> TestServer {
     let build = build_once(script).parent().unwrap().join(reuse_dir);
-    let extra = "instance = \"reuse\"\nlimits = { memory_mib = 1 }";
-    TestServer::with(&manifest(&build, extra), &[], |c| c.runtime.watch = false).await
+    let memory_mib = if is_component(&build.join("echo.wasm")) { 16 } else { 1 };
+    start(&build, &format!("instance = \"reuse\"\nlimits = {{ memory_mib = {memory_mib} }}")).await
+}
+
+/// Whether a built module is a component (its header's version field), not a core module.
+fn is_component(path: &std::path::Path) -> bool {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    bytes.get(4..8).is_some_and(|v| v != [1, 0, 0, 0])
+}
+
+/// A server for the modules in `build`. Components take seconds to compile: their servers
+/// share one compiled-module cache beside the build and start one at a time, so only the first
+/// compiles.
+async fn start(build: &std::path::Path, module_extra: &str) -> TestServer {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let manifest = manifest(build, module_extra);
+    if !is_component(&build.join("echo.wasm")) {
+        return TestServer::with(&manifest, &[], |c| c.runtime.watch = false).await;
+    }
+    let cache = build.join(".conformance-cache");
+    let _one = ONE_AT_A_TIME.lock().await;
+    TestServer::with(&manifest, &[], |c| {
+        c.runtime.watch = false;
+        c.runtime.cache_dir = Some(cache);
+    })
+    .await
 }
 
 pub async fn echo(script: &str) {
@@ -228,3 +256,6 @@ language!(zig, "examples/zig/build.sh", reuse: "build");
 // The default AssemblyScript builds use --runtime stub, which cannot be reset; build.sh also
 // builds them with --runtime minimal and switchyard_reset into build/reuse.
 language!(assemblyscript, "examples/assemblyscript/build.sh", reuse: "build/reuse");
+// Components (componentize-py, componentize-js): the same files serve both instance modes.
+language!(python, "examples/python/build.sh", reuse: "build");
+language!(javascript, "examples/javascript/build.sh", reuse: "build");
