@@ -16,6 +16,7 @@ pub mod delivery;
 pub mod http_api;
 pub mod metrics;
 pub mod protocol;
+pub mod rate;
 pub mod runtime;
 pub mod server;
 pub mod session;

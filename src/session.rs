@@ -21,43 +21,13 @@ use crate::auth::AuthError;
 use crate::delivery::{ClientHandle, unix_ms};
 use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorKind, close};
+use crate::rate::TokenBucket;
 use crate::runtime::CallError;
 
 /// How long the goodbye (queued frames + close frame) may take.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// The `data` of the `kick` frame sent before a 4001 close.
 const KICK_DATA: &str = r#"{"reason":"kicked"}"#;
-
-/// Token bucket for the per-connection rate limit.
-struct RateLimit {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: std::time::Instant,
-}
-
-impl RateLimit {
-    fn new(rate: u32, burst: u32, now: std::time::Instant) -> Option<Self> {
-        (rate > 0).then(|| {
-            let burst = f64::from(burst.max(rate));
-            Self { rate: f64::from(rate), burst, tokens: burst, last: now }
-        })
-    }
-
-    /// Whether a frame arriving at `now` is within the limit (the caller's clock, so that
-    /// tests need not wait for it).
-    fn allow(&mut self, now: std::time::Instant) -> bool {
-        self.tokens =
-            (self.tokens + now.saturating_duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 /// The lifetime of the connection's token: `token_expiring` before `exp`, the close (4002)
 /// after `exp` + leeway, both moved by a `refresh`.
@@ -140,7 +110,7 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
     // Heartbeat on the monotonic clock: a wall-clock jump neither kills nor spares anyone.
     let mut last_seen = Instant::now();
     let write_timeout = Duration::from_millis(ws.write_timeout_ms.max(1));
-    let mut rate = RateLimit::new(ws.rate_per_sec, ws.rate_burst, std::time::Instant::now());
+    let mut rate = TokenBucket::new(ws.rate_per_sec, ws.rate_burst, std::time::Instant::now());
     let auth = &state.config.auth;
     let mut expiry = Expiry {
         exp: client.identity.exp,
@@ -181,7 +151,7 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
                         metrics.frames_in_total.inc();
                         if let Some(r) = rate.as_mut() && !r.allow(std::time::Instant::now()) {
                             metrics.rate_limited_total.inc();
-                            let msg = format!("rate limit exceeded: at most {} frames/s", r.rate);
+                            let msg = format!("rate limit exceeded: at most {} frames/s", r.rate());
                             client.send(protocol::error_frame("error", ErrorKind::RateLimited, &msg));
                             break End::Close(close::POLICY, "rate limit exceeded");
                         }
@@ -467,20 +437,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_rate_limit_allows_a_burst_then_refills_at_its_rate() {
-        let t0 = std::time::Instant::now();
-        let ms = |n| t0 + Duration::from_millis(n);
-        let mut r = RateLimit::new(10, 20, t0).unwrap();
-        assert!((0..20).all(|_| r.allow(t0)), "the burst");
-        assert!(!r.allow(t0), "past the burst");
-        assert!(r.allow(ms(100)), "one token per 100 ms at 10/s");
-        assert!(!r.allow(ms(100)));
-        assert!((0..20).all(|_| r.allow(ms(60_000))), "a long pause refills the burst");
-        assert!(!r.allow(ms(60_000)), "but no more than the burst");
-        assert!(!r.allow(ms(59_000)), "a clock that goes back gives nothing");
-    }
-
-    #[test]
     fn a_token_is_warned_once_then_expires_after_its_leeway() {
         let mut e = Expiry { exp: Some(100), warned: false, warning_secs: 60, leeway_secs: 5, changed: false };
         assert_eq!(e.next_due_ms(), Some(40_000), "the warning first");
@@ -500,12 +456,4 @@ mod tests {
         assert!(huge.next_instant() > Instant::now());
     }
 
-    #[test]
-    fn the_burst_is_at_least_the_rate_and_zero_disables_the_limit() {
-        let t0 = std::time::Instant::now();
-        let mut r = RateLimit::new(5, 1, t0).unwrap();
-        assert!((0..5).all(|_| r.allow(t0)));
-        assert!(!r.allow(t0));
-        assert!(RateLimit::new(0, 100, t0).is_none());
-    }
 }
