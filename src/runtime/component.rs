@@ -68,6 +68,11 @@ pub const TABLES_PER_COMPONENT: u32 = 8;
 const REUSE_MAX_GROWTH_BYTES: usize = 8 * 1024 * 1024;
 /// Events one reused instance serves before it is replaced by a fresh one.
 const REUSE_MAX_EVENTS: u32 = 100_000;
+/// How long a component's call (with its instantiation, for a fresh instance) runs before the
+/// epoch policy counts it as slow (a core module's call is slow from its second tick). A fresh
+/// CPython instance costs about a millisecond to instantiate and call; a spinning component is
+/// still caught after this, then throttled and stopped at its deadline like any other.
+pub const SLOW_AFTER: Duration = Duration::from_millis(5);
 /// What one call may write to stdout and to stderr; more is dropped.
 const OUTPUT_CAP: usize = 64 * 1024;
 
@@ -396,6 +401,16 @@ impl HostState {
                 }
             }
         }
+    }
+
+    /// Whether this is a component's call still within [`SLOW_AFTER`] of its start.
+    pub(super) fn component_within_grace(&self) -> bool {
+        if self.component.is_none() {
+            return false;
+        }
+        let timeout = Duration::from_millis(self.module.spec.limits.timeout_ms);
+        let started = self.deadline.checked_sub(timeout).unwrap_or(self.deadline);
+        started.elapsed() < SLOW_AFTER
     }
 
     /// Notes a component's memory reaching `size` bytes (the limiter, when it allows a memory's

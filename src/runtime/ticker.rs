@@ -124,8 +124,10 @@ pub fn install_policy(store: &mut Store<HostState>, ticker: &Arc<Ticker>, slow_l
         // tick: it sleeps PENALTY_SLEEP_TICKS ticks after every tick of work.
         let penalized = ctx.data().module.penalized();
         // A fast call that merely straddles one tick boundary is not slow: let it finish.
-        // (Nor is one the OS preempted across ticks: it sees them as one, on resuming.)
-        if ctx.data().ticks == 1 && !penalized {
+        // (Nor is one the OS preempted across ticks: it sees them as one, on resuming.) A
+        // component's call is not slow within its grace period either: a language runtime's
+        // fresh instance takes a millisecond or so (`component::SLOW_AFTER`).
+        if !penalized && (ctx.data().ticks == 1 || ctx.data().component_within_grace()) {
             return Ok(UpdateDeadline::Continue(1));
         }
         ticker.hurry();
