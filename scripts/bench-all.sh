@@ -78,7 +78,8 @@ start() {
   [ "$server" = fresh ] && manifest=bench/manifests/echo-fresh.toml
   case $server in
     switchyard | fresh)
-      SWITCHYARD_WS__RATE_PER_SEC=0 SWITCHYARD_WS__MAX_CONNECTIONS=200000 RUST_LOG=warn \
+      # The bench manifests name modules outside their folder (handlers/build, tests/wat).
+      SWITCHYARD_WS__RATE_PER_SEC=0 SWITCHYARD_WS__MAX_CONNECTIONS=200000 RUST_LOG=warn SWITCHYARD_RUNTIME__MODULE_DIRS='["."]' \
         $pin "$SY" serve --listen "127.0.0.1:$PORT" --manifest "$manifest" >"$LOG" 2>&1 &
       check=healthy ;;
     axum) PORT=$PORT $pin "$AXUM" >"$LOG" 2>&1 & check=port_open ;;

@@ -160,6 +160,9 @@ pub struct RuntimeConfig {
     pub guest_log_per_call: u32,
     /// Lines one module may log per second (all its calls, with a burst of as many).
     pub guest_log_per_sec: u32,
+    /// Folders besides the manifest's where module files may be (symlinks resolved); a module
+    /// path anywhere else is refused.
+    pub module_dirs: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -244,6 +247,7 @@ impl Default for RuntimeConfig {
             guest_log_max_bytes: 1024,
             guest_log_per_call: 10,
             guest_log_per_sec: 100,
+            module_dirs: Vec::new(),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! `InstancePre`. It must never run guest code.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -64,9 +64,39 @@ impl LoadedModule {
     }
 }
 
-/// Reads a module file and hashes it.
-pub fn read(spec: &ModuleSpec) -> Result<(Vec<u8>, String), String> {
-    let bytes = std::fs::read(&spec.path).map_err(|e| format!("cannot read {}: {e}", spec.path.display()))?;
+/// The folders module files may be in, symlinks resolved: the manifest's, and the operator's
+/// `runtime.module_dirs`. A folder that does not exist is left out (logged).
+pub fn allowed_roots(manifest_dir: &Path, module_dirs: &[PathBuf]) -> Vec<PathBuf> {
+    std::iter::once(manifest_dir)
+        .chain(module_dirs.iter().map(PathBuf::as_path))
+        .filter_map(|d| {
+            let d = if d.as_os_str().is_empty() { Path::new(".") } else { d };
+            std::fs::canonicalize(d)
+                .inspect_err(|e| tracing::warn!(dir = %d.display(), "module folder not usable: {e}"))
+                .ok()
+        })
+        .collect()
+}
+
+/// Where a module file really is (symlinks resolved), if it lies under one of `roots`.
+fn resolve(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, String> {
+    let real = std::fs::canonicalize(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !roots.iter().any(|r| real.starts_with(r)) {
+        return Err(format!(
+            "{} resolves to {}, outside the manifest's folder{}: module files must lie there, or in a folder listed in runtime.module_dirs",
+            path.display(),
+            real.display(),
+            if roots.len() > 1 { " and runtime.module_dirs" } else { "" },
+        ));
+    }
+    Ok(real)
+}
+
+/// Reads a module file, which must lie under one of `roots` once symlinks are resolved, and
+/// hashes it.
+pub fn read(spec: &ModuleSpec, roots: &[PathBuf]) -> Result<(Vec<u8>, String), String> {
+    let real = resolve(&spec.path, roots)?;
+    let bytes = std::fs::read(&real).map_err(|e| format!("cannot read {}: {e}", spec.path.display()))?;
     if bytes.len() > MAX_MODULE_BYTES {
         return Err(format!("{} is {} bytes; the limit is {MAX_MODULE_BYTES}", spec.path.display(), bytes.len()));
     }
@@ -90,7 +120,7 @@ pub fn load(
     let is_text = Path::new(&spec.path).extension().is_some_and(|e| e == "wat");
     let binary;
     let wasm: &[u8] = if is_text {
-        binary = wat::parse_bytes(bytes).map_err(|e| format!("{path}: invalid WAT: {e}"))?;
+        binary = wat::parse_bytes(bytes).map_err(|e| format!("{path}: {}", wat_error(&e)))?;
         &binary
     } else {
         bytes
@@ -98,8 +128,9 @@ pub fn load(
     check_sizes(name, spec, wasm).map_err(|e| format!("{path}: {e}"))?;
     let info = Arc::new(ModuleInfo::new(name, spec, log_limits));
     if component::is_component(wasm) {
-        let (code, handlers) = component::load(&engines.engine, &engines.component_linker, name, spec, wasm, handler_exports)
-            .map_err(|e| format!("{path}: {e}"))?;
+        let (code, handlers) =
+            component::load(&engines.engine, &engines.component_linker, name, spec, wasm, handler_exports)
+                .map_err(|e| format!("{path}: {e}"))?;
         return Ok(LoadedModule { info, hash, code: Code::Component { code, handlers }, warm: WarmPool::default() });
     }
     let linker = if spec.has(Capability::Wasi) { &engines.wasi_linker } else { &engines.linker };
@@ -110,12 +141,33 @@ pub fn load(
     Ok(LoadedModule { info, hash, code: Code::Core { pre, exports }, warm: WarmPool::default() })
 }
 
+/// A WAT error without the text it quotes (the offending line: a module path pointing at some
+/// other file must not put that file's contents into logs and `/admin/modules`): where it is.
+fn wat_error(e: &wat::Error) -> String {
+    // wast renders `<message>\n     --> <file>:<line>:<col>\n ... <the line> ...`.
+    let at = e.to_string().lines().find_map(|l| {
+        let loc = l.trim_start().strip_prefix("--> ")?;
+        let mut parts = loc.rsplitn(3, ':');
+        let col: usize = parts.next()?.parse().ok()?;
+        let line: usize = parts.next()?.parse().ok()?;
+        Some((line, col))
+    });
+    match at {
+        Some((line, col)) => format!("invalid WAT at line {line}, column {col}"),
+        None => "invalid WAT (not UTF-8 text, or not the WebAssembly text format)".into(),
+    }
+}
+
 /// Refuses, before compiling, modules whose declared memory, tables or data exceed the limits,
 /// so nothing is reserved for them.
 fn check_sizes(name: &str, spec: &ModuleSpec, wasm: &[u8]) -> Result<(), String> {
     use wasmtime::wasmparser::{Parser, Payload};
     let cap = spec.limits.memory_mib * 1024 * 1024;
     let mut data_bytes: u64 = 0;
+    // wasmparser's error for a bad header quotes the file's first bytes.
+    if !wasm.starts_with(b"\0asm") {
+        return Err("not a WebAssembly binary (no \\0asm header) nor WAT text".into());
+    }
     for payload in Parser::new(0).parse_all(wasm) {
         match payload.map_err(|e| format!("invalid module: {e}"))? {
             Payload::MemorySection(r) => {

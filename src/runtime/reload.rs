@@ -7,6 +7,7 @@
 //! result is served (at startup, only one without errors).
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -84,6 +85,8 @@ pub struct LoadPolicy {
     /// Fuel metering is on, so modules may set `limits.fuel`.
     pub fuel: bool,
     pub guest_log: GuestLogLimits,
+    /// Folders besides the manifest's where module files may be (`runtime.module_dirs`).
+    pub module_dirs: Vec<PathBuf>,
 }
 
 impl LoadPolicy {
@@ -93,7 +96,7 @@ impl LoadPolicy {
             per_call: cfg.guest_log_per_call,
             per_sec: cfg.guest_log_per_sec,
         };
-        Self { fuel: cfg.fuel, guest_log }
+        Self { fuel: cfg.fuel, guest_log, module_dirs: cfg.module_dirs.clone() }
     }
 }
 
@@ -110,6 +113,7 @@ pub fn build(
     let mut modules = BTreeMap::new();
     let mut statuses = Vec::new();
     let mut failed_modules = 0;
+    let roots = loader::allowed_roots(manifest.file.parent().unwrap_or(Path::new(".")), &policy.module_dirs);
     for (name, spec) in &manifest.modules {
         let routes = manifest.routes.iter().filter(|r| &r.module == name);
         let exports: Vec<&str> = routes.clone().map(|r| r.export.as_str()).collect();
@@ -119,7 +123,7 @@ pub fn build(
         status.routes = routes.map(|r| r.event.clone()).collect();
         status.instance = spec.instance;
         let prev = old.modules.get(name);
-        let loaded = loader::read(spec).and_then(|(bytes, hash)| {
+        let loaded = loader::read(spec, &roots).and_then(|(bytes, hash)| {
             if let Some(p) = prev.filter(|p| p.hash == hash && *p.spec() == *spec) {
                 return Ok(p.clone());
             }

@@ -98,6 +98,8 @@ pub fn test_config(dir: &Path) -> Config {
     c.runtime.cache_dir = Some(dir.join("cache"));
     c.runtime.watch_debounce_ms = 20;
     c.runtime.max_instances = 100;
+    // The conformance suite serves modules built in the repository (handlers/build, examples/*/build).
+    c.runtime.module_dirs = vec![repo()];
     c
 }
 
