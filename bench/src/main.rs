@@ -3,6 +3,7 @@
 //! target URL must be in 127.0.0.0/8. Every scenario runs under a global deadline and every
 //! request loop is bounded in count and time. See bench/README.md.
 
+mod cluster;
 mod load;
 mod net;
 mod rawws;
@@ -30,6 +31,9 @@ pub enum Target {
     Axum,
     /// bench/peers/node-ws: same as axum.
     Node,
+    /// bench/peers/socketio (the cluster scenario only): Engine.IO v4 handshake, the room from
+    /// the URL's `?room=`, sends through its POST /send.
+    Socketio,
 }
 
 #[derive(Parser)]
@@ -58,6 +62,10 @@ enum Cmd {
     /// Echo latency in windows alternating without and with attackers calling a handler that
     /// never returns.
     Hostile(HostileArgs),
+    /// Nodes sharing sends through one Redis: cross-node user-send latency at low load, then N
+    /// clients spread over the nodes in one tag (room), M sends to node 1; deliveries/s, time to
+    /// the last delivery, Redis commands per send.
+    Cluster(ClusterArgs),
     /// A few seconds of echo (N=4, K=2); exits non-zero unless throughput > 0 and no errors.
     Smoke(Common),
     /// The summary of a bench-all.sh run, from its JSON lines: per scenario each server's number
@@ -131,6 +139,32 @@ pub struct FanoutArgs {
     /// Messages pushed through the API (M); each should reach all N clients.
     #[arg(long, short = 'm', default_value_t = 100)]
     pub messages: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ClusterArgs {
+    /// `--url` is node 1 (the API calls go there; Socket.IO:
+    /// `ws://H:P/socket.io/?EIO=4&transport=websocket`, the bench adds `&room=`).
+    #[command(flatten)]
+    pub c: Common,
+    /// Another node's WebSocket URL, repeatable; the first is node 2 (the user-send client's).
+    #[arg(long = "node")]
+    pub nodes: Vec<String>,
+    /// The other nodes' PIDs, for their CPU time (`--server-pid` is node 1's).
+    #[arg(long = "node-pid")]
+    pub node_pids: Vec<u32>,
+    /// The Redis the nodes share, `host:port` on loopback: its INFO commandstats and cpu.
+    #[arg(long)]
+    pub redis: String,
+    /// Fan-out messages (M) sent to the tag (room) through node 1's API.
+    #[arg(long, short = 'm', default_value_t = 100)]
+    pub messages: usize,
+    /// Cross-node user sends (0 = skip that phase), paced at `--user-rate` per second.
+    #[arg(long, default_value_t = 1000)]
+    pub user_sends: usize,
+    /// User sends per second.
+    #[arg(long, default_value_t = 200.0)]
+    pub user_rate: f64,
 }
 
 #[derive(Args, Debug)]
@@ -210,6 +244,7 @@ fn main() {
     let c = match &cli.cmd {
         Cmd::Echo(c) | Cmd::Smoke(c) => c,
         Cmd::Fanout(a) => &a.c,
+        Cmd::Cluster(a) => &a.c,
         Cmd::Idle(a) => &a.c,
         Cmd::Churn(a) => &a.c,
         Cmd::Swap(a) => &a.c,
@@ -219,6 +254,9 @@ fn main() {
             Err(e) => fail(e),
         },
     };
+    if c.target == Target::Socketio && !matches!(cli.cmd, Cmd::Cluster(_)) {
+        fail(anyhow::anyhow!("--target socketio: the cluster scenario only"));
+    }
     let env = Arc::new(c.env().unwrap_or_else(|e| fail(e)));
     raise_nofile();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
@@ -227,6 +265,7 @@ fn main() {
             Cmd::Echo(_) => scenarios::echo(env, c, false).await,
             Cmd::Smoke(_) => scenarios::echo(env, c, true).await,
             Cmd::Fanout(a) => scenarios::fanout(env, a).await,
+            Cmd::Cluster(a) => cluster::run(env, a).await,
             Cmd::Idle(a) => scenarios::idle(env, a).await,
             Cmd::Churn(a) => scenarios::churn(env, a).await,
             Cmd::Swap(a) => scenarios::swap(env, a).await,

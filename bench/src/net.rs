@@ -113,8 +113,10 @@ impl Env {
         let config = WebSocketConfig::default().read_buffer_size(2 * 1024);
         let (mut ws, _) =
             client_async_with_config(self.ws_url(token), stream, Some(config)).await.context("websocket upgrade")?;
-        if self.target != Target::Switchyard {
-            return Ok(ws);
+        match self.target {
+            Target::Switchyard => {}
+            Target::Socketio => return sio_connect(ws).await,
+            Target::Axum | Target::Node => return Ok(ws),
         }
         loop {
             match ws.next().await {
@@ -127,6 +129,24 @@ impl Env {
                 Some(Err(e)) => bail!("before welcome: {e}"),
                 None => bail!("closed before welcome"),
             }
+        }
+    }
+}
+
+/// Engine.IO v4 on a WebSocket: the open packet `0{..}`, then `40` (connect to the main
+/// namespace), answered `40{"sid":..}`. A ping (`2`) meanwhile is answered `3`.
+async fn sio_connect(mut ws: Ws) -> Result<Ws> {
+    let mut opened = false;
+    loop {
+        let Some(t) = text_of(ws.next().await).map_err(|e| anyhow!("socket.io handshake: {e}"))? else { continue };
+        match (opened, t.as_str()) {
+            (false, t) if t.starts_with("0{") => {
+                send_text(&mut ws, "40".into()).await?;
+                opened = true;
+            }
+            (true, t) if t.starts_with("40") => return Ok(ws),
+            (true, "2") => send_text(&mut ws, "3".into()).await?,
+            _ => bail!("socket.io handshake: unexpected packet {t}"),
         }
     }
 }

@@ -23,6 +23,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 fn headline(scenario: &str) -> (&'static str, f64, &'static str) {
     match scenario {
         "fanout" => ("deliveries_per_s", 1.0, "deliveries/s"),
+        "cluster" => ("fanout.deliveries_per_s", 1.0, "deliveries/s"),
         "idle" => ("rss_per_conn_bytes", 1024.0, "server RSS KiB/conn"),
         "churn" => ("connections_per_s", 1.0, "new conns/s"),
         "hostile" => ("ratio.p99", 1.0, "echo p99 attack/baseline"),
@@ -127,6 +128,39 @@ pub fn print(file: &Path) -> Result<()> {
         );
     }
 
+    let cluster = run.first("cluster").map(|(l, _)| l);
+    if let Some(label) = cluster {
+        println!("\n| {label} (3 nodes, Redis) | switchyard | socketio | switchyard / socketio |\n|---|---|---|---|");
+        for (name, path) in [
+            ("fan-out deliveries/s", "fanout.deliveries_per_s"),
+            ("first send to last delivery, ms", "fanout.time_to_last_ms"),
+            ("fan-out delivery p99 µs", "fanout.latency.p99_us"),
+            ("cross-node user send p50 µs", "user_send.latency.p50_us"),
+            ("cross-node user send p99 µs", "user_send.latency.p99_us"),
+            ("Redis PUBLISH per fan-out send", "fanout.redis.publish_per_send"),
+            ("Redis commands per fan-out send (all)", "fanout.redis.calls_per_send"),
+            ("Redis commands per user send (all)", "user_send.redis.calls_per_send"),
+        ] {
+            let (a, b) = (run.median(label, "switchyard", path), run.median(label, "socketio", path));
+            let ratio = match a.zip(b).filter(|(_, b)| *b > 0.0) {
+                _ if path.starts_with("fanout.deliveries") => spread(&run.ratios(label, "switchyard", "socketio")),
+                Some((a, b)) => format!("{:.2}x", a / b),
+                None => "-".into(),
+            };
+            println!("| {name} | {} | {} | {ratio} |", fmt(a), fmt(b));
+        }
+        let lost = |s: &str| -> f64 {
+            let keys = [
+                "fanout.deliveries.missing",
+                "fanout.deliveries.duplicates",
+                "user_send.missing",
+                "user_send.duplicates",
+            ];
+            run.of(label, s).map(|r| keys.iter().filter_map(|k| num(r, k)).sum::<f64>()).sum()
+        };
+        println!("| missing + duplicate deliveries (all runs) | {} | {} | |", lost("switchyard"), lost("socketio"));
+    }
+
     let mut targets: Vec<(String, Option<bool>, String)> = Vec::new();
     for label in ["echo_10x8", "echo_1000x1"] {
         for sy in ["switchyard", "fresh"] {
@@ -142,6 +176,21 @@ pub fn print(file: &Path) -> Result<()> {
     }
     let fan = run.first("fanout").map(|(l, _)| run.ratios(l, "switchyard", "node")).unwrap_or_default();
     targets.push(("fanout >= 1.5x node deliveries/s".into(), median(fan.clone()).map(|m| m >= 1.5), spread(&fan)));
+    let cl = cluster.map(|l| run.ratios(l, "switchyard", "socketio")).unwrap_or_default();
+    targets.push((
+        "cluster fan-out >= 3x socketio deliveries/s".into(),
+        median(cl.clone()).map(|m| m >= 3.0),
+        spread(&cl),
+    ));
+    let p99: Vec<f64> = cluster
+        .map(|l| run.of(l, "switchyard").filter_map(|r| num(r, "user_send.latency.p99_us")).collect())
+        .unwrap_or_default();
+    let each: Vec<String> = p99.iter().map(|&p| fmt(Some(p))).collect();
+    targets.push((
+        "cluster: cross-node user send p99 < 2 ms".into(),
+        median(p99.clone()).map(|p| p < 2000.0),
+        format!("{} µs ({})", fmt(median(p99)), each.join(", ")),
+    ));
     let idle = run.first("idle").and_then(|(l, _)| run.value(l, "switchyard"));
     targets.push(("idle <= 8 KiB server RSS per conn".into(), idle.map(|k| k <= 8.0), format!("{} KiB", fmt(idle))));
     let churn = run.first("churn").and_then(|(l, _)| run.value(l, "switchyard"));
@@ -183,6 +232,10 @@ pub fn print(file: &Path) -> Result<()> {
     let noisy = run.0.iter().filter(|r| num(r, "other_busy_procs").is_some_and(|n| n > 0.0)).count();
     if noisy > 0 {
         println!("\nnoisy: compilers or another bench were running when {noisy} of {} runs started", run.0.len());
+    }
+    let load: Vec<f64> = run.0.iter().filter_map(|r| num(r, "load1")).collect();
+    if let (Some(lo), Some(hi)) = (load.iter().copied().reduce(f64::min), load.iter().copied().reduce(f64::max)) {
+        println!("\n1-minute load average when the runs started: {lo:.2} to {hi:.2} (2 cores)");
     }
     Ok(())
 }

@@ -26,15 +26,15 @@ pub type Outcome = (Value, i32);
 
 /// A scenario's global deadline: a connect ramp of `n` sockets (above the ramp's own deadline
 /// in connect_all), `span` of load, and slack.
-fn deadline(env: &Env, n: usize, span: Duration) -> Duration {
+pub(crate) fn deadline(env: &Env, n: usize, span: Duration) -> Duration {
     Duration::from_secs(130) + env.timeout * 4 + Duration::from_millis(20 * n as u64) + span
 }
 
-async fn with_deadline<T>(d: Duration, what: &str, f: impl Future<Output = Result<T>>) -> Result<T> {
+pub(crate) async fn with_deadline<T>(d: Duration, what: &str, f: impl Future<Output = Result<T>>) -> Result<T> {
     tokio::time::timeout(d, f).await.map_err(|_| anyhow!("{what}: global deadline of {d:.0?} exceeded"))?
 }
 
-fn rate(n: u64, d: Duration) -> f64 {
+pub(crate) fn rate(n: u64, d: Duration) -> f64 {
     if d.is_zero() { 0.0 } else { n as f64 / d.as_secs_f64() }
 }
 
@@ -43,7 +43,7 @@ fn round1(x: f64) -> f64 {
 }
 
 /// `body` with the fields every result has.
-fn result(scenario: &str, env: &Env, errors: &Errors, body: Value) -> Value {
+pub(crate) fn result(scenario: &str, env: &Env, errors: &Errors, body: Value) -> Value {
     merge(body, json!({"scenario": scenario, "target": env.target, "url": env.ws_url(None), "errors": errors.json()}))
 }
 
@@ -54,7 +54,7 @@ fn merge(mut a: Value, b: Value) -> Value {
     a
 }
 
-async fn join_all<T: 'static>(set: &mut JoinSet<T>) -> Vec<T> {
+pub(crate) async fn join_all<T: 'static>(set: &mut JoinSet<T>) -> Vec<T> {
     let mut out = Vec::new();
     while let Some(r) = set.join_next().await {
         out.extend(r.ok());
@@ -158,7 +158,7 @@ struct FanCtx {
     errors: Arc<Errors>,
 }
 
-async fn join_tag(ws: &mut Ws, tag: &str) -> Result<(), String> {
+pub(crate) async fn join_tag(ws: &mut Ws, tag: &str) -> Result<(), String> {
     let req = json!({"event": "join", "data": {"id": tag}}).to_string();
     send_text(ws, req).await.map_err(|e| format!("join: {e}"))?;
     loop {
@@ -484,7 +484,7 @@ async fn wait_seen(sw: &SwapWatch, until: Instant) -> Option<Instant> {
     sw.seen_at()
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
