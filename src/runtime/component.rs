@@ -238,7 +238,7 @@ fn handler_names(engine: &Engine, component: &Component, spec: &ModuleSpec) -> R
     }
     let pre = linker.instantiate_pre(component).map_err(link)?;
     let pre = FullPre::new(pre).map_err(|e| format!("does not export {HANDLER_EXPORT}: {e:#}"))?;
-    let mut store = Store::new(engine, LoadCtx { wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new() });
+    let mut store = Store::new(engine, LoadCtx { wasi: empty_wasi().build(), table: ResourceTable::new() });
     // The epoch may not be ticking yet (the server is starting): a watchdog ticks it while
     // this runs, and the callback ends the call once the deadline has passed.
     let deadline = Instant::now() + Duration::from_millis(spec.limits.timeout_ms.max(1000));
@@ -294,6 +294,15 @@ fn block_on<F: Future>(fut: F) -> F::Output {
 
 // ---- Instances ----
 
+/// WASI that opens nothing: no preopened directory, no environment, no arguments, stdin
+/// empty, no socket (TCP, UDP and name lookups off; the address check refuses every address
+/// besides). Clocks and random are the host's.
+fn empty_wasi() -> WasiCtxBuilder {
+    let mut b = WasiCtxBuilder::new();
+    b.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+    b
+}
+
 /// What a component instance's store holds beside [`HostState`]'s call state: its WASI context
 /// and resource table, and what it printed.
 pub struct ComponentCtx {
@@ -309,9 +318,7 @@ pub struct ComponentCtx {
 impl ComponentCtx {
     fn new() -> Self {
         let (stdout, stderr) = (LogPipe::default(), LogPipe::default());
-        // No preopened directories, no environment, no arguments, stdin empty; the default
-        // socket check refuses every address and name lookups are off: no network.
-        let wasi = WasiCtxBuilder::new().stdout(stdout.clone()).stderr(stderr.clone()).build();
+        let wasi = empty_wasi().stdout(stdout.clone()).stderr(stderr.clone()).build();
         Self { wasi, table: ResourceTable::new(), stdout, stderr, memory_peak: 0 }
     }
 }
@@ -541,8 +548,14 @@ impl HostState {
         Ok(frame)
     }
 
-    /// `send_to_user` / `send_to_client`: one frame to one target (granted at load).
+    /// `send_to_user` / `send_to_client`: one frame to one target. The grant was checked at
+    /// load (the interface is imported only when granted), and is again here.
     fn send_to_one(&mut self, target: &str, event: &str, data: &str, user: bool) -> Result<u32, Status> {
+        let (cap, what) =
+            if user { (Capability::SendToUser, "send_to_user") } else { (Capability::SendToClient, "send_to_client") };
+        if !self.module.spec.has(cap) {
+            return Err(status(self.deny(what, target)));
+        }
         // Nobody is addressed by an empty id: guests have no user id, and are not one user.
         if target.is_empty() {
             return Err(Status::Invalid);
@@ -554,6 +567,12 @@ impl HostState {
             self.delivery.send_to_client(target, &frame)
         };
         Ok(count(n))
+    }
+}
+
+impl HostState {
+    fn spec_has(&self, cap: Capability) -> bool {
+        self.module.spec.has(cap)
     }
 }
 
@@ -639,6 +658,9 @@ impl switchyard::handler::send_to_client::Host for HostState {
 
 impl switchyard::handler::send_to_all::Host for HostState {
     fn send_to_all(&mut self, event: String, data: String) -> Result<u32, Status> {
+        if !self.spec_has(Capability::SendToAll) {
+            return Err(status(self.deny("send_to_all", "*")));
+        }
         let frame = self.success(&event, &data, false).map_err(status)?;
         Ok(count(self.delivery.send_to_all(&frame)))
     }
@@ -646,6 +668,10 @@ impl switchyard::handler::send_to_all::Host for HostState {
 
 impl switchyard::handler::claims::Host for HostState {
     fn claims(&mut self) -> String {
+        if !self.spec_has(Capability::Claims) {
+            self.deny("claims", "");
+            return "{}".into();
+        }
         self.client.identity.claims.to_string()
     }
 }

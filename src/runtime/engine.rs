@@ -1,9 +1,10 @@
 //! The engine and its linkers, configured once from `[runtime]`.
 //!
-//! Owns the wasmtime `Config` (epoch interruption, fuel, the pooling allocator and its sizes,
-//! the compiled-module cache) and the linkers (host functions; host functions plus WASI
-//! preview 1; for components, the host interfaces plus WASI preview 2). It must never load a
-//! module or start a thread.
+//! Owns the wasmtime `Config`s (epoch interruption, fuel, the pooling allocator and its sizes,
+//! the compiled-module cache), the engines (one for core modules, one for components, each with
+//! its own pool so neither can take the other's slots) and the linkers (host functions; host
+//! functions plus WASI preview 1; for components, the host interfaces plus WASI preview 2). It
+//! must never load a module or start a thread.
 
 use wasmtime::{Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
@@ -11,9 +12,13 @@ use super::state::HostState;
 use super::{component, host};
 use crate::config::RuntimeConfig;
 
-/// The engine and the linkers every module version is linked with.
+/// The engines and the linkers every module version is linked with.
 pub struct Engines {
+    /// Core modules' engine: its pool holds `runtime.max_instances` instances.
     pub engine: Engine,
+    /// Components' engine: its pool holds `runtime.max_component_instances` component
+    /// instances, each with its budget of core instances, memories and tables.
+    pub component_engine: Engine,
     pub linker: Linker<HostState>,
     /// `linker` plus WASI preview 1, for modules granted `wasi`.
     pub wasi_linker: Linker<HostState>,
@@ -22,24 +27,50 @@ pub struct Engines {
 }
 
 pub fn build(cfg: &RuntimeConfig) -> anyhow::Result<Engines> {
+    let engine = new_engine(cfg, |pool| {
+        pool.total_core_instances(cfg.max_instances)
+            .total_memories(cfg.max_instances)
+            .total_tables(cfg.max_instances)
+            .total_stacks(cfg.max_instances);
+    })?;
+    // A component links several core instances (a Python one 16): each of the
+    // `max_component_instances` gets the per-component budget, in a pool of its own.
+    let comps = cfg.max_component_instances.max(1);
+    let component_engine = new_engine(cfg, |pool| {
+        pool.total_component_instances(comps)
+            .max_core_instances_per_component(component::CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(component::MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(component::TABLES_PER_COMPONENT)
+            .total_core_instances(comps * component::CORE_INSTANCES_PER_COMPONENT)
+            .total_memories(comps * component::MEMORIES_PER_COMPONENT)
+            .total_tables(comps * component::TABLES_PER_COMPONENT)
+            .total_stacks(comps);
+    })?;
+    let mut linker = Linker::new(&engine);
+    host::add_to_linker(&mut linker)?;
+    let mut wasi_linker = linker.clone();
+    wasmtime_wasi::p1::add_to_linker_async(&mut wasi_linker, |s: &mut HostState| {
+        s.wasi.as_mut().expect("WASI context exists for every module linked with WASI")
+    })?;
+    let component_linker = component::linker(&component_engine)?;
+    Ok(Engines { engine, component_engine, linker, wasi_linker, component_linker })
+}
+
+impl Engines {
+    /// Both engines, for the epoch ticker.
+    pub fn all(&self) -> Vec<Engine> {
+        vec![self.engine.clone(), self.component_engine.clone()]
+    }
+}
+
+/// An engine whose pool `size` sizes (counts of instances, memories, tables, stacks).
+fn new_engine(cfg: &RuntimeConfig, size: impl FnOnce(&mut PoolingAllocationConfig)) -> anyhow::Result<Engine> {
     let mut wcfg = wasmtime::Config::new();
     wcfg.epoch_interruption(true);
     wcfg.consume_fuel(cfg.fuel);
     let mut pool = PoolingAllocationConfig::default();
-    // Components get slots of their own on top of the core modules' `max_instances`: each of
-    // the `max_component_instances` adds its per-component budget of core instances, memories
-    // and tables (a Python component links 16 core instances), so a burst of components never
-    // takes the slots core modules are sized for.
-    let comps = cfg.max_component_instances;
-    pool.total_component_instances(comps)
-        .max_core_instances_per_component(component::CORE_INSTANCES_PER_COMPONENT)
-        .max_memories_per_component(component::MEMORIES_PER_COMPONENT)
-        .max_tables_per_component(component::TABLES_PER_COMPONENT)
-        .total_core_instances(cfg.max_instances + comps * component::CORE_INSTANCES_PER_COMPONENT)
-        .total_memories(cfg.max_instances + comps * component::MEMORIES_PER_COMPONENT)
-        .total_tables(cfg.max_instances + comps * component::TABLES_PER_COMPONENT)
-        .total_stacks(cfg.max_instances + comps)
-        .max_memory_size((cfg.max_memory_mib as usize) * 1024 * 1024)
+    size(&mut pool);
+    pool.max_memory_size((cfg.max_memory_mib as usize) * 1024 * 1024)
         // Reset the start of memory (data, small stacks, the first allocations) with
         // memset and keep it resident, instead of madvise + page faults on every event.
         .pagemap_scan(if cfg.pagemap_scan { wasmtime::Enabled::Auto } else { wasmtime::Enabled::No })
@@ -59,13 +90,5 @@ pub fn build(cfg: &RuntimeConfig) -> anyhow::Result<Engines> {
             Err(e) => tracing::warn!(dir = %dir.display(), "compiled-module cache disabled: {e:#}"),
         }
     }
-    let engine = Engine::new(&wcfg)?;
-    let mut linker = Linker::new(&engine);
-    host::add_to_linker(&mut linker)?;
-    let mut wasi_linker = linker.clone();
-    wasmtime_wasi::p1::add_to_linker_async(&mut wasi_linker, |s: &mut HostState| {
-        s.wasi.as_mut().expect("WASI context exists for every module linked with WASI")
-    })?;
-    let component_linker = component::linker(&engine)?;
-    Ok(Engines { engine, linker, wasi_linker, component_linker })
+    Ok(Engine::new(&wcfg)?)
 }

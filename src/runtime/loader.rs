@@ -129,7 +129,7 @@ pub fn load(
     let info = Arc::new(ModuleInfo::new(name, spec, log_limits));
     if component::is_component(wasm) {
         let (code, handlers) =
-            component::load(&engines.engine, &engines.component_linker, name, spec, wasm, handler_exports)
+            component::load(&engines.component_engine, &engines.component_linker, name, spec, wasm, handler_exports)
                 .map_err(|e| format!("{path}: {e}"))?;
         return Ok(LoadedModule { info, hash, code: Code::Component { code, handlers }, warm: WarmPool::default() });
     }

@@ -53,8 +53,9 @@ struct Clock {
 }
 
 impl Ticker {
-    /// Starts the ticker thread for `engine`; it counts its ticks in `metrics`.
-    pub fn spawn(engine: Engine, tick: Duration, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+    /// Starts the ticker thread for `engines` (core modules' and components'); it counts its
+    /// ticks in `metrics`.
+    pub fn spawn(engines: Vec<Engine>, tick: Duration, metrics: Arc<Metrics>) -> std::io::Result<Self> {
         let clock = Arc::new(Clock { fast_until_ms: AtomicU64::new(0), stop_after_ms: AtomicU64::new(u64::MAX) });
         let c = clock.clone();
         let rest = tick * REST_TICKS;
@@ -70,7 +71,9 @@ impl Ticker {
                     // `hurry` unparks: the slow call gets its next tick at once.
                     std::thread::park_timeout(rest);
                 }
-                engine.increment_epoch();
+                for engine in &engines {
+                    engine.increment_epoch();
+                }
                 metrics.epoch_ticks_total.inc();
             }
         })?;
@@ -160,7 +163,7 @@ mod tests {
     fn a_dropped_ticker_has_stopped_its_thread() {
         let engine = Engine::default();
         let metrics = Arc::new(Metrics::default());
-        let ticker = Ticker::spawn(engine, Duration::from_micros(250), metrics.clone()).unwrap();
+        let ticker = Ticker::spawn(vec![engine], Duration::from_micros(250), metrics.clone()).unwrap();
         let thread = ticker.thread.clone();
         drop(ticker);
         // join() returned in drop: the thread has exited, and no tick follows.
