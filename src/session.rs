@@ -426,7 +426,7 @@ async fn handle_text(state: &AppState, client: &Arc<ClientHandle>, text: &str, e
                 client.send(protocol::error_reply(&event, ErrorKind::UnknownEvent, &msg, id));
             }
             Err(e) => {
-                client.send(protocol::error_reply(&event, e.kind(), &e.to_string(), id));
+                client.send(protocol::error_reply(&event, e.kind(), &e.client_message(), id));
             }
         },
     }

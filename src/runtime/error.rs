@@ -24,6 +24,16 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// What the client's error frame says. Never the engine's text, a wasm backtrace or
+    /// anything from the module's name section: those details go to the log and to
+    /// `/admin/modules` (`last_call_error`).
+    pub fn client_message(&self) -> String {
+        match self {
+            CallError::Trapped(_) => "handler trapped".into(),
+            e => e.to_string(),
+        }
+    }
+
     pub fn kind(&self) -> ErrorKind {
         match self {
             CallError::UnknownEvent => ErrorKind::UnknownEvent,

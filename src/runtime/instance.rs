@@ -101,7 +101,8 @@ pub fn classify(e: &wasmtime::Error, state: &HostState) -> CallError {
     } else if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
         CallError::Busy
     } else {
-        CallError::Trapped(trap.map_or_else(|| format!("{e:#}"), |t| t.to_string()))
+        // With the wasm backtrace: for the log and `/admin/modules`, never the client.
+        CallError::Trapped(format!("{e:#}"))
     }
 }
 

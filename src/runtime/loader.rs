@@ -30,6 +30,9 @@ pub struct LoadedModule {
     pub code: Code,
     /// Idle instances of this version (`instance = "reuse"` only).
     pub warm: WarmPool,
+    /// The last call of this version that trapped, timed out or hit its memory cap: the
+    /// details (escaped, one line) and when (Unix seconds), for `/admin/modules`.
+    pub last_call_error: std::sync::Mutex<Option<(String, u64)>>,
 }
 
 /// What a version is instantiated from: a core module (ABI v1) or a component.
@@ -129,16 +132,18 @@ pub fn load(
     let info = Arc::new(ModuleInfo::new(name, spec, log_limits));
     if component::is_component(wasm) {
         let (code, handlers) =
-            component::load(&engines.component_engine, &engines.component_linker, name, spec, wasm, handler_exports)
+            component::load(&engines.engine, &engines.component_linker, name, spec, wasm, handler_exports)
                 .map_err(|e| format!("{path}: {e}"))?;
-        return Ok(LoadedModule { info, hash, code: Code::Component { code, handlers }, warm: WarmPool::default() });
+        let code = Code::Component { code, handlers };
+        return Ok(LoadedModule { info, hash, code, warm: WarmPool::default(), last_call_error: Default::default() });
     }
     let linker = if spec.has(Capability::Wasi) { &engines.wasi_linker } else { &engines.linker };
     let module = Module::new(&engines.engine, wasm).map_err(|e| format!("{path}: does not compile: {e:#}"))?;
     let exports = abi::check_exports(&module, name, spec, handler_exports).map_err(|e| format!("{path}: {e}"))?;
     abi::check_imports(&module, name, spec).map_err(|e| format!("{path}: {e}"))?;
     let pre = linker.instantiate_pre(&module).map_err(|e| format!("{path}: cannot link: {e:#}"))?;
-    Ok(LoadedModule { info, hash, code: Code::Core { pre, exports }, warm: WarmPool::default() })
+    let code = Code::Core { pre, exports };
+    Ok(LoadedModule { info, hash, code, warm: WarmPool::default(), last_call_error: Default::default() })
 }
 
 /// A WAT error without the text it quotes (the offending line: a module path pointing at some
@@ -213,4 +218,53 @@ fn check_sizes(name: &str, spec: &ModuleSpec, wasm: &[u8]) -> Result<(), String>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RuntimeConfig;
+
+    /// Which WebAssembly proposals a module may use: wasmtime 48's defaults, built without its
+    /// `gc` and `threads` features, in a pooling allocator of one memory per instance, and what
+    /// `check_sizes` refuses. docs/ABI.md lists the same.
+    #[test]
+    fn the_engine_accepts_the_proposals_abi_md_lists() {
+        let cfg = RuntimeConfig { max_instances: 2, max_component_instances: 1, cache_dir: None, ..Default::default() };
+        let engines = super::super::engine::build(&cfg).unwrap();
+        let cases: &[(&str, &str, bool)] = &[
+            ("multi-value", "(func (result i32 i32) i32.const 1 i32.const 2)", true),
+            ("bulk-memory", "(memory 1) (func (memory.copy (i32.const 0) (i32.const 1) (i32.const 1)))", true),
+            ("reference-types (funcref)", "(table 1 funcref) (func (drop (ref.null func)))", true),
+            ("reference-types (externref: needs gc)", "(table 1 externref)", false),
+            ("simd", "(func (drop (v128.const i32x4 1 2 3 4)))", true),
+            ("relaxed-simd", "(func (drop (i32x4.relaxed_trunc_f32x4_s (v128.const i32x4 0 0 0 0))))", true),
+            ("tail-call", "(func $f (return_call $f))", true),
+            ("extended-const", "(global i32 (i32.add (i32.const 1) (i32.const 2)))", true),
+            ("multi-memory (one memory per pooled instance)", "(memory 1) (memory 1)", false),
+            ("memory64 (refused by check_sizes)", "(memory i64 1)", false),
+            ("function-references", "(type $t (func)) (func (param (ref $t)))", true),
+            ("threads", "(memory 1 1 shared) (func (drop (i32.atomic.load (i32.const 0))))", false),
+            ("gc", "(type (struct (field i32)))", false),
+            ("exceptions", "(tag $e) (func (throw $e))", false),
+            (
+                "wide-arithmetic",
+                "(func (drop (drop (i64.add128 (i64.const 0) (i64.const 0) (i64.const 0) (i64.const 0)))))",
+                false,
+            ),
+            ("custom-page-sizes", "(memory 1 (pagesize 1))", false),
+        ];
+        let mut wrong = Vec::new();
+        for (name, body, expected) in cases {
+            let wasm = wat::parse_str(format!("(module {body})")).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let spec: ModuleSpec = toml::from_str("path = \"x.wasm\"").unwrap();
+            let ok = check_sizes("x", &spec, &wasm)
+                .map_err(anyhow::Error::msg)
+                .and_then(|()| Module::new(&engines.engine, &wasm).map_err(|e| anyhow::anyhow!("{e:#}")));
+            if ok.is_ok() != *expected {
+                wrong.push(format!("{name}: expected {}, got {:?}", if *expected { "on" } else { "off" }, ok.err()));
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
 }

@@ -38,6 +38,9 @@ pub use reload::{ModuleStatus, RuntimeStatus};
 use state::HostState;
 use ticker::Ticker;
 
+/// Longest `last_call_error` kept and logged, bytes.
+const MAX_CALL_ERROR_BYTES: usize = 2048;
+
 pub struct Runtime {
     engines: engine::Engines,
     table: ArcSwap<RouteTable>,
@@ -65,7 +68,7 @@ impl Runtime {
             anyhow::bail!("cannot load handlers:\n  {}", built.errors.join("\n  "));
         }
         let tick = Duration::from_micros(cfg.epoch_tick_us.max(50));
-        let ticker = Arc::new(Ticker::spawn(engines.all(), tick, delivery.metrics.clone())?);
+        let ticker = Arc::new(Ticker::spawn(engines.engine.clone(), tick, delivery.metrics.clone())?);
         let status = RuntimeStatus {
             manifest: cfg.manifest.display().to_string(),
             manifest_error: None,
@@ -131,7 +134,10 @@ impl Runtime {
         let mut st = self.status.lock().map(|s| s.clone()).unwrap_or_default();
         let table = self.table.load();
         for m in &mut st.modules {
-            m.penalized_until_ms = table.modules.get(&m.name).and_then(|l| l.info.penalized_until_ms());
+            let serving = table.modules.get(&m.name);
+            m.penalized_until_ms = serving.and_then(|l| l.info.penalized_until_ms());
+            let last = serving.and_then(|l| l.last_call_error.lock().ok().and_then(|e| e.clone()));
+            (m.last_call_error, m.last_call_error_at) = last.map_or((None, None), |(e, at)| (Some(e), Some(at)));
         }
         st
     }
@@ -235,11 +241,7 @@ impl Runtime {
     /// A `Store` for one instance: its state, the memory/table limiter and the epoch policy.
     fn new_store(&self, client: &Arc<ClientHandle>, module: &loader::LoadedModule) -> Store<HostState> {
         let state = HostState::new(client.clone(), self.delivery.clone(), module.info.clone());
-        let engine = match module.code {
-            loader::Code::Core { .. } => &self.engines.engine,
-            loader::Code::Component { .. } => &self.engines.component_engine,
-        };
-        let mut store = Store::new(engine, state);
+        let mut store = Store::new(&self.engines.engine, state);
         store.limiter(|s| s);
         ticker::install_policy(&mut store, &self.ticker, &self.slow_lane);
         store
@@ -258,7 +260,18 @@ impl Runtime {
             CallError::Trapped(_) => metrics.handler_traps_total.inc(),
             _ => {}
         }
-        tracing::warn!(module = %module.name(), event, client = %client.id_str, "{err}");
+        // The details may quote the module's name section (function names in a backtrace):
+        // one escaped line, so a module cannot forge log lines through them either.
+        let mut details = String::new();
+        if !state::escape_log_text(&err.to_string(), MAX_CALL_ERROR_BYTES, &mut details) {
+            details.push_str("...");
+        }
+        tracing::warn!(module = %module.name(), event, client = %client.id_str, "{details}");
+        if matches!(err, CallError::Trapped(_) | CallError::Timeout | CallError::Fuel | CallError::MemoryLimit)
+            && let Ok(mut last) = module.last_call_error.lock()
+        {
+            *last = Some((details, crate::protocol::now_secs()));
+        }
         err
     }
 }

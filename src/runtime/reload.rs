@@ -55,6 +55,10 @@ pub struct ModuleStatus {
     pub kind: &'static str,
     /// Unix ms until which the module's calls are throttled because one ran into its deadline.
     pub penalized_until_ms: Option<u64>,
+    /// The last call of the serving version that trapped, timed out or hit its memory cap:
+    /// what the engine said (trap, wasm backtrace; the client only got `handler trapped`).
+    pub last_call_error: Option<String>,
+    pub last_call_error_at: Option<u64>,
 }
 
 /// What `GET /admin/modules` and `POST /admin/reload` return.

@@ -10,6 +10,7 @@ mod handlers;
 mod hardening;
 mod hotgo;
 mod http_api;
+mod internals;
 mod module_paths;
 mod presence;
 mod protocol;

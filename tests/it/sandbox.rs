@@ -127,8 +127,7 @@ async fn a_memory_bomb_stops_at_the_cap_with_memory_limit() {
 async fn deep_recursion_is_a_stack_overflow_trap() {
     let s = hostile_server().await;
     let r = attack(&s, "recurse").await;
-    assert_eq!(r["kind"], "handler_trapped");
-    assert!(r["errorMsg"].as_str().unwrap().contains("stack overflow"), "{r}");
+    assert_eq!((r["kind"].as_str(), r["errorMsg"].as_str()), (Some("handler_trapped"), Some("handler trapped")), "{r}");
 }
 
 #[tokio::test]
