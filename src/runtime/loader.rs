@@ -132,7 +132,7 @@ pub fn load(
     let info = Arc::new(ModuleInfo::new(name, spec, log_limits));
     if component::is_component(wasm) {
         let (code, handlers) =
-            component::load(&engines.engine, &engines.component_linker, name, spec, wasm, handler_exports)
+            component::load(&engines.component_engine, &engines.component_linker, name, spec, wasm, handler_exports)
                 .map_err(|e| format!("{path}: {e}"))?;
         let code = Code::Component { code, handlers };
         return Ok(LoadedModule { info, hash, code, warm: WarmPool::default(), last_call_error: Default::default() });

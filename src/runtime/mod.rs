@@ -68,7 +68,7 @@ impl Runtime {
             anyhow::bail!("cannot load handlers:\n  {}", built.errors.join("\n  "));
         }
         let tick = Duration::from_micros(cfg.epoch_tick_us.max(50));
-        let ticker = Arc::new(Ticker::spawn(engines.engine.clone(), tick, delivery.metrics.clone())?);
+        let ticker = Arc::new(Ticker::spawn(engines.all(), tick, delivery.metrics.clone())?);
         let status = RuntimeStatus {
             manifest: cfg.manifest.display().to_string(),
             manifest_error: None,
@@ -241,7 +241,11 @@ impl Runtime {
     /// A `Store` for one instance: its state, the memory/table limiter and the epoch policy.
     fn new_store(&self, client: &Arc<ClientHandle>, module: &loader::LoadedModule) -> Store<HostState> {
         let state = HostState::new(client.clone(), self.delivery.clone(), module.info.clone());
-        let mut store = Store::new(&self.engines.engine, state);
+        let engine = match module.code {
+            loader::Code::Core { .. } => &self.engines.engine,
+            loader::Code::Component { .. } => &self.engines.component_engine,
+        };
+        let mut store = Store::new(engine, state);
         store.limiter(|s| s);
         ticker::install_policy(&mut store, &self.ticker, &self.slow_lane);
         store
