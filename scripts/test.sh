@@ -2,8 +2,8 @@
 # Quick start, command 2: install every toolchain, build every handler from source, run the
 # whole test suite (host, WASM handlers, sandbox, cluster with a real redis-server, the
 # conformance suite for every guest language, the browser client in a real Chromium, the
-# component SDKs' own tests), then a few-second benchmark smoke run. Uses the release profile that `scripts/serve.sh` builds, so
-# the dependencies are compiled once for both.
+# component SDKs' own tests), then a few-second benchmark smoke run. Uses the release profile
+# that `scripts/serve.sh` builds, so the dependencies are compiled once for both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
