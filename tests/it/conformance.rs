@@ -259,3 +259,23 @@ language!(assemblyscript, "examples/assemblyscript/build.sh", reuse: "build/reus
 // Components (componentize-py, componentize-js): the same files serve both instance modes.
 language!(python, "examples/python/build.sh", reuse: "build");
 language!(javascript, "examples/javascript/build.sh", reuse: "build");
+
+/// A component's imports decide its grants at load, one interface per grant: chat imports
+/// `switchyard:handler/tags`, so without `tags` in its manifest entry it is refused, naming
+/// the interface and the fix.
+#[tokio::test]
+async fn a_component_importing_an_ungranted_interface_is_refused_at_load() {
+    for script in ["examples/python/build.sh", "examples/javascript/build.sh"] {
+        let chat = build_once(script).join("chat.wasm");
+        let manifest = format!(
+            "[modules.chat]\npath = \"{}\"\n[[routes]]\nevent = \"chat/join\"\nmodule = \"chat\"\nexport = \"chat_join\"\n",
+            chat.display()
+        );
+        let err = TestServer::refusal(&manifest, &[]).await;
+        assert!(
+            err.contains("imports switchyard:handler/tags@1.0.0, which module \"chat\" is not granted")
+                && err.contains("modules.chat.tags"),
+            "{script}: {err}"
+        );
+    }
+}
