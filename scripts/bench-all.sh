@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark suite of BENCHMARKS.md: builds everything (release), runs every scenario against
 # Switchyard and the reference peers (bench/peers) with the same load generator on loopback, and
-# prints `switchyard-bench report` (numbers, ratios, targets MET / MISSED). About 11 minutes of
-# scenarios on 2 cores. Every server is a fresh process per scenario on a free port. The echo
+# prints `switchyard-bench report` (numbers, ratios, targets MET / MISSED). About 13 minutes of
+# scenarios on 2 cores (the cluster group 1.5 of them). Every server is a fresh process per scenario on a free port. The echo
 # scenarios run in ROUNDS interleaved rounds (every server once per round, the order rotated),
 # and each ratio is taken within a round: a shared VM drifts over minutes. Results: one JSON
 # line per run in $OUT/run-<time>.jsonl, beside it the console (.log) and the summary
