@@ -126,6 +126,9 @@ metrics! {
     reload_failures_total: "counter",
     /// Reloads started (by a file change or `POST /admin/reload`), whatever they found.
     reload_checks_total: "counter",
+    /// Compiled module versions alive: the serving ones, and replaced ones that events still
+    /// run on (a replaced version's code is freed when its last event ends).
+    module_versions: "gauge",
     /// Epoch ticks (the handler-deadline clock): one per 4 ms at rest, one per
     /// `runtime.epoch_tick_us` while a handler call is slow.
     epoch_ticks_total: "counter",

@@ -18,8 +18,6 @@ use super::instance::WarmPool;
 use super::manifest::{Capability, ModuleSpec};
 use super::state::{GuestLogLimits, HostState, ModuleInfo};
 
-/// Largest module file accepted.
-pub const MAX_MODULE_BYTES: usize = 64 * 1024 * 1024;
 const WASM_PAGE: u64 = 64 * 1024;
 
 /// A compiled, validated, linked module version.
@@ -30,6 +28,8 @@ pub struct LoadedModule {
     pub code: Code,
     /// Idle instances of this version (`instance = "reuse"` only).
     pub warm: WarmPool,
+    /// Counts this version in `module_versions` while it is alive.
+    pub(super) alive: Option<VersionAlive>,
     /// The last call of this version that trapped, timed out or hit its memory cap: the
     /// details (escaped, one line) and when (Unix seconds), for `/admin/modules`.
     pub last_call_error: std::sync::Mutex<Option<(String, u64)>>,
@@ -39,6 +39,22 @@ pub struct LoadedModule {
 pub enum Code {
     Core { pre: InstancePre<HostState>, exports: Exports },
     Component { code: ComponentCode, handlers: HashMap<String, HandlerExport> },
+}
+
+/// One module version in the `module_versions` gauge, until dropped.
+pub struct VersionAlive(Arc<crate::metrics::Metrics>);
+
+impl VersionAlive {
+    pub fn new(metrics: &Arc<crate::metrics::Metrics>) -> Self {
+        metrics.module_versions.inc();
+        Self(metrics.clone())
+    }
+}
+
+impl Drop for VersionAlive {
+    fn drop(&mut self) {
+        self.0.module_versions.sub(1);
+    }
 }
 
 impl LoadedModule {
@@ -99,9 +115,21 @@ fn resolve(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, String> {
 /// hashes it.
 pub fn read(spec: &ModuleSpec, roots: &[PathBuf]) -> Result<(Vec<u8>, String), String> {
     let real = resolve(&spec.path, roots)?;
+    let too_big = |len: u64| {
+        Err(format!(
+            "{} is {len} bytes; the limit is {} (limits.max_module_bytes)",
+            spec.path.display(),
+            spec.limits.max_module_bytes
+        ))
+    };
+    // Before reading: a huge file costs nothing to refuse.
+    let len = std::fs::metadata(&real).map_err(|e| format!("cannot read {}: {e}", spec.path.display()))?.len();
+    if len > spec.limits.max_module_bytes {
+        return too_big(len);
+    }
     let bytes = std::fs::read(&real).map_err(|e| format!("cannot read {}: {e}", spec.path.display()))?;
-    if bytes.len() > MAX_MODULE_BYTES {
-        return Err(format!("{} is {} bytes; the limit is {MAX_MODULE_BYTES}", spec.path.display(), bytes.len()));
+    if bytes.len() as u64 > spec.limits.max_module_bytes {
+        return too_big(bytes.len() as u64);
     }
     let hash = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
     Ok((bytes, hash))
@@ -135,7 +163,8 @@ pub fn load(
             component::load(&engines.component_engine, &engines.component_linker, name, spec, wasm, handler_exports)
                 .map_err(|e| format!("{path}: {e}"))?;
         let code = Code::Component { code, handlers };
-        return Ok(LoadedModule { info, hash, code, warm: WarmPool::default(), last_call_error: Default::default() });
+        let warm = WarmPool::default();
+        return Ok(LoadedModule { info, hash, code, warm, alive: None, last_call_error: Default::default() });
     }
     let linker = if spec.has(Capability::Wasi) { &engines.wasi_linker } else { &engines.linker };
     let module = Module::new(&engines.engine, wasm).map_err(|e| format!("{path}: does not compile: {e:#}"))?;
@@ -143,7 +172,7 @@ pub fn load(
     abi::check_imports(&module, name, spec).map_err(|e| format!("{path}: {e}"))?;
     let pre = linker.instantiate_pre(&module).map_err(|e| format!("{path}: cannot link: {e:#}"))?;
     let code = Code::Core { pre, exports };
-    Ok(LoadedModule { info, hash, code, warm: WarmPool::default(), last_call_error: Default::default() })
+    Ok(LoadedModule { info, hash, code, warm: WarmPool::default(), alive: None, last_call_error: Default::default() })
 }
 
 /// A WAT error without the text it quotes (the offending line: a module path pointing at some
@@ -164,11 +193,22 @@ fn wat_error(e: &wat::Error) -> String {
 }
 
 /// Refuses, before compiling, modules whose declared memory, tables or data exceed the limits,
-/// so nothing is reserved for them.
+/// so nothing is reserved for them, and modules that would cost too much to compile: more
+/// bytes, functions or bytes in one function body than the limits allow. One pass of
+/// wasmparser over the sections, without validating function bodies.
 fn check_sizes(name: &str, spec: &ModuleSpec, wasm: &[u8]) -> Result<(), String> {
     use wasmtime::wasmparser::{Parser, Payload};
+    let limits = &spec.limits;
+    if wasm.len() as u64 > limits.max_module_bytes {
+        return Err(format!(
+            "is {} bytes of WebAssembly; module \"{name}\" is limited to {} (modules.{name}.limits.max_module_bytes)",
+            wasm.len(),
+            limits.max_module_bytes
+        ));
+    }
     let cap = spec.limits.memory_mib * 1024 * 1024;
     let mut data_bytes: u64 = 0;
+    let mut functions: u64 = 0;
     // wasmparser's error for a bad header quotes the file's first bytes.
     if !wasm.starts_with(b"\0asm") {
         return Err("not a WebAssembly binary (no \\0asm header) nor WAT text".into());
@@ -200,6 +240,24 @@ fn check_sizes(name: &str, spec: &ModuleSpec, wasm: &[u8]) -> Result<(), String>
                             t.ty.initial, spec.limits.max_table_elements
                         ));
                     }
+                }
+            }
+            Payload::FunctionSection(r) => {
+                functions += u64::from(r.count());
+                if functions > u64::from(limits.max_functions) {
+                    return Err(format!(
+                        "defines {functions} functions or more; module \"{name}\" is limited to {} (modules.{name}.limits.max_functions)",
+                        limits.max_functions
+                    ));
+                }
+            }
+            Payload::CodeSectionEntry(body) => {
+                let len = body.range().len();
+                if len > limits.max_function_body_bytes as usize {
+                    return Err(format!(
+                        "has a function body of {len} bytes; module \"{name}\" is limited to {} (modules.{name}.limits.max_function_body_bytes)",
+                        limits.max_function_body_bytes
+                    ));
                 }
             }
             Payload::DataSection(r) => {

@@ -20,6 +20,14 @@ pub enum Capability {
     Wasi,
 }
 
+/// Default `limits.max_module_bytes`: 32 MiB (a Python component is about 18 MiB).
+pub const DEFAULT_MAX_MODULE_BYTES: u64 = 32 * 1024 * 1024;
+/// Default `limits.max_functions` (a Python component defines about 13,400).
+pub const DEFAULT_MAX_FUNCTIONS: u32 = 50_000;
+/// Default `limits.max_function_body_bytes`: 512 KiB (CPython's interpreter loop is 417 KiB).
+/// The worst body this admits took 6 s and 264 MiB to compile here (BENCHMARKS.md).
+pub const DEFAULT_MAX_FUNCTION_BODY_BYTES: u32 = 512 * 1024;
+
 /// Per-module limits. Every field has a safe default.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -36,6 +44,13 @@ pub struct Limits {
     pub fuel: Option<u64>,
     /// Table elements (function pointers) a module may have.
     pub max_table_elements: u32,
+    /// Largest module file (and, for `.wat`, its binary), bytes. Checked before anything is
+    /// read or compiled.
+    pub max_module_bytes: u64,
+    /// Functions a module may define (all the core modules of a component together).
+    pub max_functions: u32,
+    /// Largest function body, bytes: what one function costs to compile grows with it.
+    pub max_function_body_bytes: u32,
 }
 
 impl Default for Limits {
@@ -47,6 +62,9 @@ impl Default for Limits {
             max_send_bytes: 1024 * 1024,
             fuel: None,
             max_table_elements: 10_000,
+            max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
+            max_functions: DEFAULT_MAX_FUNCTIONS,
+            max_function_body_bytes: DEFAULT_MAX_FUNCTION_BODY_BYTES,
         }
     }
 }

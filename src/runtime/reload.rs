@@ -1,10 +1,13 @@
 //! Building a route table from the manifest on disk, beside the one serving.
 //!
-//! Owns the rules of a load: an unchanged module (same hash, same spec) keeps its compiled
-//! version; a module that fails keeps its previous version and records the error; a route
-//! whose module cannot serve keeps its previous route. And the bookkeeping operators see
-//! (`/admin/modules`). It must never swap the table itself: the runtime decides whether a
-//! result is served (at startup, only one without errors).
+//! Owns the rules of a load, in three steps the runtime runs: [`plan`] (read and hash a module
+//! file: an unchanged module, same hash and same spec, keeps its compiled version), [`compile`]
+//! (a new version, slow, run per module on the blocking pool so that one big module never
+//! delays another's swap), [`assemble`] (the routes over whatever versions are ready; a route
+//! whose module cannot serve keeps its previous route). A module that fails keeps its previous
+//! version and records the error. And the bookkeeping operators see (`/admin/modules`). It must
+//! never swap the table itself: the runtime decides whether a result is served (at startup,
+//! only one without errors).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -15,9 +18,10 @@ use serde::Serialize;
 use super::abi::HandlerExport;
 use super::engine::Engines;
 use super::loader::{self, LoadedModule};
-use super::manifest::{InstanceMode, Manifest};
+use super::manifest::{InstanceMode, Manifest, ModuleSpec};
 use super::state::GuestLogLimits;
 use crate::config::RuntimeConfig;
+use crate::metrics::Metrics;
 use crate::protocol::now_secs;
 
 /// One routed event: which module version, which export.
@@ -55,6 +59,9 @@ pub struct ModuleStatus {
     pub kind: &'static str,
     /// Unix ms until which the module's calls are throttled because one ran into its deadline.
     pub penalized_until_ms: Option<u64>,
+    /// Unix seconds since when a new version of the module is compiling (the serving one
+    /// goes on serving meanwhile).
+    pub compiling_since: Option<u64>,
     /// The last call of the serving version that trapped, timed out or hit its memory cap:
     /// what the engine said (trap, wasm backtrace; the client only got `handler trapped`).
     pub last_call_error: Option<String>,
@@ -69,18 +76,6 @@ pub struct RuntimeStatus {
     /// keeps serving.
     pub manifest_error: Option<String>,
     pub modules: Vec<ModuleStatus>,
-}
-
-/// A table built from a manifest, with what operators see of it.
-pub struct Built {
-    pub table: RouteTable,
-    pub modules: Vec<ModuleStatus>,
-    /// Each module or route that could not be served as the manifest says.
-    pub errors: Vec<String>,
-    /// Modules that failed to load (the reload-failure counter).
-    pub failed_modules: u64,
-    /// Whether any route now reaches another module version than in `old`.
-    pub changed: bool,
 }
 
 /// What the server's `[runtime]` settings say about loading modules.
@@ -104,68 +99,103 @@ impl LoadPolicy {
     }
 }
 
-/// Builds the table `manifest` describes, reusing what `old` already compiled.
-pub fn build(
+/// What a manifest needs done for one module, found by reading its file (fast: no compile).
+pub enum Plan {
+    /// The serving version is what the file and the manifest entry describe.
+    Keep(Arc<LoadedModule>),
+    /// A new version to compile, off every lock and beside other modules' compiles.
+    Compile { bytes: Vec<u8>, hash: String },
+    /// Cannot be loaded (unreadable, outside the allowed folders, over a size limit, ...).
+    Failed(String),
+}
+
+/// The folders module files of `manifest` may be in.
+pub fn roots(policy: &LoadPolicy, manifest: &Manifest) -> Vec<PathBuf> {
+    loader::allowed_roots(manifest.file.parent().unwrap_or(Path::new(".")), &policy.module_dirs)
+}
+
+/// Reads module `name`'s file and says what to do with it, given its serving version `prev`.
+pub fn plan(
+    policy: &LoadPolicy,
+    name: &str,
+    spec: &ModuleSpec,
+    prev: Option<&Arc<LoadedModule>>,
+    roots: &[PathBuf],
+) -> Plan {
+    let (bytes, hash) = match loader::read(spec, roots) {
+        Ok(read) => read,
+        Err(msg) => return Plan::Failed(msg),
+    };
+    if let Some(p) = prev.filter(|p| p.hash == hash && *p.spec() == *spec) {
+        return Plan::Keep(p.clone());
+    }
+    if spec.limits.fuel.is_some() && !policy.fuel {
+        return Plan::Failed(format!(
+            "modules.{name}.limits.fuel needs fuel metering: set runtime.fuel = true in the server config"
+        ));
+    }
+    Plan::Compile { bytes, hash }
+}
+
+/// Compiles, checks and links a new version of module `name` (slow: seconds for a big one),
+/// counted in `metrics.module_versions` while it lives.
+pub fn compile(
     engines: &Engines,
     policy: &LoadPolicy,
+    metrics: &Arc<Metrics>,
     manifest: &Manifest,
-    old: &RouteTable,
-    old_status: &[ModuleStatus],
-) -> Built {
-    let mut old_status: HashMap<&str, &ModuleStatus> = old_status.iter().map(|m| (m.name.as_str(), m)).collect();
-    let mut errors = Vec::new();
-    let mut modules = BTreeMap::new();
-    let mut statuses = Vec::new();
-    let mut failed_modules = 0;
-    let roots = loader::allowed_roots(manifest.file.parent().unwrap_or(Path::new(".")), &policy.module_dirs);
-    for (name, spec) in &manifest.modules {
-        let routes = manifest.routes.iter().filter(|r| &r.module == name);
-        let exports: Vec<&str> = routes.clone().map(|r| r.export.as_str()).collect();
-        let mut status = old_status.remove(name.as_str()).cloned().unwrap_or_default();
-        status.name = name.clone();
-        status.path = spec.path.display().to_string();
-        status.routes = routes.map(|r| r.event.clone()).collect();
-        status.instance = spec.instance;
-        let prev = old.modules.get(name);
-        let loaded = loader::read(spec, &roots).and_then(|(bytes, hash)| {
-            if let Some(p) = prev.filter(|p| p.hash == hash && *p.spec() == *spec) {
-                return Ok(p.clone());
-            }
-            if spec.limits.fuel.is_some() && !policy.fuel {
-                return Err(format!(
-                    "modules.{name}.limits.fuel needs fuel metering: set runtime.fuel = true in the server config"
-                ));
-            }
-            loader::load(engines, name, spec, &bytes, hash, &exports, policy.guest_log).map(Arc::new)
-        });
-        match loaded {
-            Ok(m) => {
-                if prev.is_none_or(|p| !Arc::ptr_eq(p, &m)) {
-                    status.generation += 1;
-                    status.loaded_at = Some(now_secs());
-                    status.hash = Some(m.hash.clone());
-                    status.kind = m.kind();
-                    status.last_error = None;
-                    status.last_error_at = None;
-                    tracing::info!(module = %name, hash = %&m.hash[..12], generation = status.generation, "module loaded");
-                }
-                modules.insert(name.clone(), m);
-            }
-            Err(msg) => {
-                let keeps = if prev.is_some() { ", previous version keeps serving" } else { "" };
-                tracing::error!(module = %name, "module not loaded{keeps}: {msg}");
-                status.last_error = Some(msg.clone());
-                status.last_error_at = Some(now_secs());
-                errors.push(msg);
-                failed_modules += 1;
-                if let Some(p) = prev {
-                    modules.insert(name.clone(), p.clone());
-                }
-            }
-        }
-        statuses.push(status);
-    }
+    name: &str,
+    bytes: &[u8],
+    hash: String,
+) -> Result<Arc<LoadedModule>, String> {
+    let spec = manifest.modules.get(name).ok_or_else(|| format!("module \"{name}\" left the manifest"))?;
+    let exports: Vec<&str> = manifest.routes.iter().filter(|r| r.module == name).map(|r| r.export.as_str()).collect();
+    let mut m = loader::load(engines, name, spec, bytes, hash, &exports, policy.guest_log)?;
+    m.alive = Some(loader::VersionAlive::new(metrics));
+    Ok(Arc::new(m))
+}
 
+/// What `/admin/modules` shows of module `name` under `manifest`, carried on from `old`.
+pub fn status_of(manifest: &Manifest, name: &str, old: Option<&ModuleStatus>) -> ModuleStatus {
+    let mut status = old.cloned().unwrap_or_default();
+    status.name = name.to_string();
+    if let Some(spec) = manifest.modules.get(name) {
+        status.path = spec.path.display().to_string();
+        status.instance = spec.instance;
+    }
+    status.routes = manifest.routes.iter().filter(|r| r.module == name).map(|r| r.event.clone()).collect();
+    status
+}
+
+/// A new version of the module serves.
+pub fn record_loaded(status: &mut ModuleStatus, m: &LoadedModule) {
+    status.generation += 1;
+    status.loaded_at = Some(now_secs());
+    status.hash = Some(m.hash.clone());
+    status.kind = m.kind();
+    status.last_error = None;
+    status.last_error_at = None;
+    tracing::info!(module = %m.name(), hash = %&m.hash[..12], generation = status.generation, "module loaded");
+}
+
+/// A load failed; the previous version, if any, keeps serving.
+pub fn record_failed(status: &mut ModuleStatus, msg: &str, keeps: bool) {
+    let keeps = if keeps { ", previous version keeps serving" } else { "" };
+    tracing::error!(module = %status.name, "module not loaded{keeps}: {msg}");
+    status.last_error = Some(msg.to_string());
+    status.last_error_at = Some(now_secs());
+}
+
+/// The route table `manifest` describes over `modules` (each module's version to serve; a
+/// module missing from it has none yet). A route whose module cannot serve it keeps its route in
+/// `old`. Returns the table, the route errors, and whether any route now reaches another
+/// module version than in `old`.
+pub fn assemble(
+    manifest: &Manifest,
+    modules: BTreeMap<String, Arc<LoadedModule>>,
+    old: &RouteTable,
+) -> (RouteTable, Vec<String>, bool) {
+    let mut errors = Vec::new();
     let mut routes = HashMap::new();
     for r in &manifest.routes {
         let export = modules.get(&r.module).and_then(|m| m.handler(&r.export).map(|e| (m.clone(), e)));
@@ -195,5 +225,5 @@ pub fn build(
     }
     let changed = routes.len() != old.routes.len()
         || routes.iter().any(|(k, v)| old.routes.get(k).is_none_or(|o| !Arc::ptr_eq(o, v)));
-    Built { table: RouteTable { routes, modules }, modules: statuses, errors, failed_modules, changed }
+    (RouteTable { routes, modules }, errors, changed)
 }

@@ -72,7 +72,8 @@ pub(super) fn spawn(runtime: &Arc<Runtime>, debounce: Duration) -> anyhow::Resul
             }
             let Some(rt) = weak.upgrade() else { break };
             tracing::info!("handler files changed, reloading");
-            rt.reload().await;
+            // Without waiting for its compiles: a slow one must not hold up the next change.
+            rt.begin_reload().await;
             // Module paths may have changed with the manifest: follow them.
             let (new_dirs, new_names) = dirs_and_names(&rt.watched_files());
             for d in new_dirs.difference(&dirs) {

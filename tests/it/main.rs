@@ -3,6 +3,7 @@
 mod auth;
 mod cluster;
 mod common;
+mod compile_bounds;
 mod conformance;
 mod expiry;
 mod guest_log;
