@@ -17,6 +17,7 @@ use super::abi::status::{ERR_BAD_UTF8, ERR_DENIED, ERR_LIMIT};
 use super::manifest::{Capability, Limits, ModuleSpec};
 use crate::delivery::{ClientHandle, Delivery, unix_ms};
 use crate::metrics::Metrics;
+use crate::rate::TokenBucket;
 
 /// How long a module that ran a call into its deadline stays penalized.
 pub const PENALTY_MS: u64 = 10_000;
@@ -39,13 +40,6 @@ impl Default for GuestLogLimits {
     }
 }
 
-/// A module version's log budget: a token bucket of `per_sec` lines refilled at `per_sec`/s.
-#[derive(Debug)]
-struct LogBucket {
-    tokens: f64,
-    last: Instant,
-}
-
 /// What a call's host functions need to know of their module: its name and grants.
 #[derive(Debug)]
 pub struct ModuleInfo {
@@ -56,7 +50,9 @@ pub struct ModuleInfo {
     /// Unix ms until which this version's slow calls are throttled harder (see `penalize`).
     penalized_until_ms: AtomicU64,
     log_limits: GuestLogLimits,
-    log_bucket: Mutex<LogBucket>,
+    /// The module version's log budget: `per_sec` lines a second, as many in a burst
+    /// (`None`: no per-second limit).
+    log_bucket: Mutex<Option<TokenBucket>>,
     /// Set once a line of this version was dropped (warned once, then only counted).
     log_dropped: AtomicBool,
 }
@@ -73,24 +69,15 @@ impl ModuleInfo {
             spec: spec.clone(),
             penalized_until_ms: AtomicU64::new(0),
             log_limits,
-            log_bucket: Mutex::new(LogBucket { tokens: f64::from(log_limits.per_sec), last: Instant::now() }),
+            log_bucket: Mutex::new(TokenBucket::new(log_limits.per_sec, log_limits.per_sec, Instant::now())),
             log_dropped: AtomicBool::new(false),
         }
     }
 
     /// Takes one line from the module's per-second budget.
     fn take_log_token(&self) -> bool {
-        let rate = f64::from(self.log_limits.per_sec);
         let mut b = self.log_bucket.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        b.tokens = (b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate).min(rate);
-        b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        b.as_mut().is_none_or(|b| b.allow(Instant::now()))
     }
 
     /// Called when one of the module's calls ran into its deadline: for [`PENALTY_MS`] its
