@@ -14,5 +14,5 @@ cargo test --release --workspace --all-targets 2>&1
 PYTHONPATH=sdk/python/bindings:sdk/python:examples/python python3 -m unittest discover -s sdk/python/tests 2>&1
 bash sdk/python/generate-bindings.sh --check
 bash sdk/javascript/generate-types.sh --check
-SWITCHYARD_BIN=target/release/switchyard node client/test/browser/run.mjs
+node client/test/browser/run.mjs
 PROFILE=release bash scripts/bench-smoke.sh
