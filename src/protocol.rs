@@ -402,3 +402,82 @@ mod tests {
         assert!(matches!(parse_client_frame(&long, 0), Err(FrameError::BadId)));
     }
 }
+
+/// No input panics the parser, and what it accepts is what the session relies on.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// The depth the properties parse with: small, so that generated values go past it.
+    const DEPTH: usize = 6;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            ".{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(10, 64, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(".{0,6}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Every outcome of a parse is one the session handles, and an accepted frame's parts can
+    /// be written back into valid frames.
+    fn check(text: &str) {
+        match parse_client_frame(text, DEPTH) {
+            Ok(r) => {
+                assert!(!r.event.is_empty());
+                assert!(serde_json::from_str::<serde::de::IgnoredAny>(r.data).is_ok(), "data is JSON: {}", r.data);
+                assert!(!nests_deeper_than(r.data.as_bytes(), DEPTH));
+                if let Some(id) = r.id {
+                    assert!(id.len() <= MAX_ID_LEN);
+                }
+                for frame in
+                    [reply(&r.event, Some(r.data), r.id), error_reply(&r.event, ErrorKind::BadRequest, r.data, r.id)]
+                {
+                    assert!(serde_json::from_str::<Value>(&frame).is_ok(), "{frame}");
+                }
+            }
+            Err(e) => {
+                assert!(matches!(e.kind(), ErrorKind::BadJson | ErrorKind::MissingEvent | ErrorKind::BadRequest))
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_text(text in ".{0,200}") {
+            check(&text);
+        }
+
+        #[test]
+        fn frames_of_any_values(event in json_value(), data in json_value(), id in json_value(), other in json_value()) {
+            let frame = serde_json::json!({"event": event, "data": data, "id": id, "other": other}).to_string();
+            check(&frame);
+            // And the same frame cut anywhere, or with a byte replaced.
+            for cut in [frame.len() / 3, frame.len() / 2, frame.len().saturating_sub(1)] {
+                if let Some(prefix) = frame.get(..cut) {
+                    check(prefix);
+                }
+            }
+        }
+
+        #[test]
+        fn bracket_soup(bytes in prop::collection::vec(prop::sample::select(b"[]{}\"\\,:1a ".to_vec()), 0..200)) {
+            let text = String::from_utf8(bytes).unwrap();
+            check(&format!(r#"{{"event":"e","data":{text}}}"#));
+            let _ = nests_deeper_than(text.as_bytes(), DEPTH);
+        }
+    }
+}

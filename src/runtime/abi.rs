@@ -225,3 +225,38 @@ mod tests {
         assert_eq!(&buf[20..], b"echo{\"a\":1}7");
     }
 }
+
+/// The request is the documented layout whatever its fields hold.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_fields_are_written_as_documented(
+            fields in prop::array::uniform4(prop::collection::vec(any::<u8>(), 0..300)),
+            slack in 0usize..8,
+        ) {
+            let fields: [&[u8]; 4] = [&fields[0], &fields[1], &fields[2], &fields[3]];
+            let len = request_len(&fields);
+            prop_assert_eq!(len, 20 + fields.iter().map(|f| f.len()).sum::<usize>());
+            // Written into the exact range of a bigger buffer (guest memory), nothing else moves.
+            let mut memory = vec![0xAAu8; len + slack * 2];
+            write_request(&mut memory[slack..slack + len], &fields);
+            let buf = &memory[slack..slack + len];
+            let u32_at = |i: usize| u32::from_le_bytes(buf[i..i + 4].try_into().unwrap()) as usize;
+            prop_assert_eq!(u32_at(0), 1);
+            let mut at = REQUEST_HEADER;
+            for (i, f) in fields.iter().enumerate() {
+                prop_assert_eq!(u32_at(4 + i * 4), f.len());
+                prop_assert_eq!(&buf[at..at + f.len()], *f);
+                at += f.len();
+            }
+            prop_assert!(memory[..slack].iter().chain(&memory[slack + len..]).all(|&b| b == 0xAA));
+        }
+    }
+}

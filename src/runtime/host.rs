@@ -80,13 +80,7 @@ fn write_out(mem: &mut [u8], buf: i32, cap: i32, value: &[u8]) -> Result<i32, i3
 
 /// Builds a success frame, charging the budget: a reply to the caller carries the `id` of the
 /// frame being handled (`reply`), a send to others none.
-fn outbound(
-    mem: &[u8],
-    st: &mut HostState,
-    ev: (i32, i32),
-    data: (i32, i32),
-    reply: bool,
-) -> Result<Utf8Bytes, i32> {
+fn outbound(mem: &[u8], st: &mut HostState, ev: (i32, i32), data: (i32, i32), reply: bool) -> Result<Utf8Bytes, i32> {
     let event = string(mem, ev.0, ev.1)?;
     let data = json(mem, data.0, data.1)?;
     let id = if reply { st.reply_id.as_deref() } else { None };
@@ -258,4 +252,87 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
 /// Looks up the guest's exported memory once per call (host functions reuse it).
 pub fn memory_of(ext: Option<Extern>) -> Option<Memory> {
     ext.and_then(Extern::into_memory)
+}
+
+/// Every guest `(ptr, len)` pair and every memory content gives a documented status, never a
+/// panic: the helpers every host function reads and writes guest memory through.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Pointers and lengths around the memory's end, at the i32 edges, and anywhere.
+    fn arg() -> impl Strategy<Value = i32> {
+        prop_oneof![
+            4 => -4i32..600,
+            2 => any::<i32>(),
+            1 => prop::sample::select(vec![i32::MIN, i32::MAX, -1, 0, 1, 511, 512, 513]),
+        ]
+    }
+
+    fn memory() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(prop_oneof![any::<u8>(), prop::sample::select(b"{}[]\"1a, \xc3\xa9".to_vec())], 0..512)
+    }
+
+    /// The bytes `(ptr, len)` names, if they are all inside `mem`.
+    fn inside(mem: &[u8], ptr: i32, len: i32) -> Option<&[u8]> {
+        let (p, l) = (u64::from(ptr as u32), u64::from(len as u32));
+        if l == 0 {
+            return Some(&[]);
+        }
+        (p + l <= mem.len() as u64).then(|| &mem[p as usize..(p + l) as usize])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn reads(mem in memory(), ptr in arg(), len in arg()) {
+            let expected = inside(&mem, ptr, len);
+            match slice(&mem, ptr, len) {
+                Ok(s) => prop_assert_eq!(Some(s), expected),
+                Err(e) => prop_assert!(e == ERR_BAD_POINTER && expected.is_none()),
+            }
+            match string(&mem, ptr, len) {
+                Ok(s) => prop_assert_eq!(Some(s.as_bytes()), expected),
+                Err(e) if e == ERR_BAD_POINTER => prop_assert!(expected.is_none()),
+                Err(e) => prop_assert!(e == ERR_BAD_UTF8 && expected.is_some_and(|b| std::str::from_utf8(b).is_err())),
+            }
+            match json(&mem, ptr, len) {
+                Ok(None) => prop_assert_eq!(len, 0),
+                Ok(Some(s)) => prop_assert!(serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok()),
+                Err(e) => prop_assert!(e == ERR_BAD_POINTER || e == ERR_BAD_JSON),
+            }
+            match tag(&mem, ptr, len) {
+                Ok(t) => prop_assert!(!t.is_empty() && t.len() <= MAX_TAG_LEN),
+                Err(e) => prop_assert!([ERR_BAD_POINTER, ERR_BAD_UTF8, ERR_INVALID].contains(&e)),
+            }
+        }
+
+        #[test]
+        fn writes(mem in memory(), buf in arg(), cap in arg(), value in prop::collection::vec(any::<u8>(), 0..64)) {
+            let mut out = mem.clone();
+            let whole = inside(&mem, buf, cap).is_some() && !(cap == 0 && (buf as u32 as usize) > mem.len());
+            match write_out(&mut out, buf, cap, &value) {
+                Ok(n) => {
+                    prop_assert_eq!(n as usize, value.len(), "the full length, whether it fit or not");
+                    let (p, c) = (buf as u32 as usize, cap as u32 as usize);
+                    prop_assert!(p + c <= mem.len(), "the whole buffer is inside memory");
+                    if value.len() <= c {
+                        prop_assert_eq!(&out[p..p + value.len()], &value[..]);
+                        prop_assert_eq!(&out[..p], &mem[..p]);
+                        prop_assert_eq!(&out[p + value.len()..], &mem[p + value.len()..]);
+                    } else {
+                        prop_assert_eq!(&out, &mem, "nothing written when it does not fit");
+                    }
+                }
+                Err(e) => {
+                    prop_assert_eq!(e, ERR_BAD_POINTER);
+                    prop_assert!(!whole);
+                    prop_assert_eq!(&out, &mem, "nothing written");
+                }
+            }
+        }
+    }
 }

@@ -206,7 +206,8 @@ fn check_sizes(name: &str, spec: &ModuleSpec, wasm: &[u8]) -> Result<(), String>
             limits.max_module_bytes
         ));
     }
-    let cap = spec.limits.memory_mib * 1024 * 1024;
+    // Saturating: a huge memory_mib must not wrap into a tiny cap (or panic in a debug build).
+    let cap = spec.limits.memory_mib.saturating_mul(1024 * 1024);
     let mut data_bytes: u64 = 0;
     let mut functions: u64 = 0;
     // wasmparser's error for a bad header quotes the file's first bytes.
@@ -324,5 +325,64 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+}
+
+/// The size checks hold for any limits: a module within every limit loads, one past a limit is
+/// refused naming it, and no limit value (however large) overflows into a wrong answer.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::runtime::manifest::Limits;
+
+    /// One page of memory, a table of 2, 10 bytes of data, 3 functions, the largest body
+    /// `BODY` bytes.
+    const MODULE: &str = r#"(module (memory 1) (table 2 funcref) (data (i32.const 0) "0123456789")
+        (func) (func) (func (drop (i32.add (i32.const 1) (i32.const 2)))))"#;
+    const BODY: u32 = 8;
+
+    fn limit<T>(small: std::ops::Range<T>, edges: Vec<T>) -> impl Strategy<Value = T>
+    where
+        std::ops::Range<T>: Strategy<Value = T>,
+        T: prop::arbitrary::Arbitrary + Copy + std::fmt::Debug + 'static,
+    {
+        prop_oneof![small, any::<T>(), prop::sample::select(edges)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_limits(
+            memory_mib in limit(1u64..3, vec![1, u64::MAX, 1 << 44, (1 << 44) - 1]),
+            max_table_elements in limit(0u32..4, vec![u32::MAX]),
+            max_module_bytes in limit(0u64..200, vec![u64::MAX]),
+            max_functions in limit(0u32..5, vec![u32::MAX]),
+            max_function_body_bytes in limit(0u32..12, vec![u32::MAX]),
+        ) {
+            let wasm = wat::parse_str(MODULE).unwrap();
+            let mut spec: ModuleSpec = toml::from_str("path = \"x.wasm\"").unwrap();
+            spec.limits = Limits {
+                memory_mib,
+                max_table_elements,
+                max_module_bytes,
+                max_functions,
+                max_function_body_bytes,
+                ..Limits::default()
+            };
+            let fits = max_table_elements >= 2
+                && max_module_bytes >= wasm.len() as u64
+                && max_functions >= 3
+                && max_function_body_bytes >= BODY;
+            match check_sizes("x", &spec, &wasm) {
+                Ok(()) => prop_assert!(fits, "accepted past a limit: {:?}", spec.limits),
+                Err(e) => {
+                    prop_assert!(!fits, "refused within its limits ({:?}): {e}", spec.limits);
+                    prop_assert!(e.contains("modules.x.limits."), "names the limit: {e}");
+                }
+            }
+        }
     }
 }

@@ -455,3 +455,146 @@ export = "echo"
         assert!(!tag_matches("exact", "exactly"));
     }
 }
+
+/// No manifest text panics the loader, and what it accepts keeps its promises: every route's
+/// module is declared, events are unique, none is built in, each lies in its module's
+/// namespace, and no two modules' namespaces overlap.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use toml::{Table, Value};
+
+    use super::*;
+
+    /// A small alphabet, so that generated names collide (duplicate events, overlapping
+    /// prefixes, routes to undeclared modules).
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![4 => "[ab/]{0,3}", 1 => prop::sample::select(vec!["ping", "join", "refresh", "a/", ""]).prop_map(String::from)]
+    }
+
+    /// A limit, now and then 0 (refused).
+    fn limit() -> impl Strategy<Value = u64> {
+        prop_oneof![9 => 1u64..4, 1 => Just(0)]
+    }
+
+    fn module() -> impl Strategy<Value = Value> {
+        (
+            ".{0,8}",
+            prop::option::weighted(0.25, prop::collection::vec(name(), 0..3)),
+            prop::collection::vec("[a*:]{0,3}", 0..3),
+            prop::collection::vec(
+                prop_oneof![
+                    9 => prop::sample::select(vec!["send_to_user", "claims", "wasi", "send_to_all", "send_to_client"]),
+                    1 => Just("bogus"),
+                ],
+                0..2,
+            ),
+            prop::option::of((limit(), limit(), prop::option::of(0u64..5))),
+            prop_oneof![9 => prop::sample::select(vec!["fresh", "reuse"]), 1 => Just("other")],
+        )
+            .prop_map(|(path, prefixes, tags, caps, limits, instance)| {
+                let mut m = Table::new();
+                m.insert("path".into(), Value::from(path));
+                if let Some(p) = prefixes {
+                    m.insert("prefixes".into(), Value::from(p));
+                }
+                m.insert("tags".into(), Value::from(tags));
+                m.insert("capabilities".into(), Value::from(caps));
+                if let Some((memory, timeout, fuel)) = limits {
+                    let mut l = Table::new();
+                    l.insert("memory_mib".into(), Value::from(memory as i64));
+                    l.insert("timeout_ms".into(), Value::from(timeout as i64));
+                    if let Some(f) = fuel {
+                        l.insert("fuel".into(), Value::from(f as i64));
+                    }
+                    m.insert("limits".into(), Value::Table(l));
+                }
+                m.insert("instance".into(), Value::from(instance));
+                Value::Table(m)
+            })
+    }
+
+    fn manifest_text() -> impl Strategy<Value = String> {
+        prop::collection::btree_map("[ab]{1,2}", module(), 1..4).prop_flat_map(|modules| {
+            // Routes mostly to declared modules, under their default prefix; sometimes not.
+            let declared: Vec<String> = modules.keys().cloned().collect();
+            let names = prop_oneof![9 => prop::sample::select(declared), 1 => Just("zz".to_string())];
+            let event = prop_oneof![3 => "[a-z]{0,2}".prop_map(Some), 1 => name().prop_map(|_| None)];
+            let route = (names, event, name(), "[a-z]{0,3}").prop_map(|(module, suffix, other, export)| {
+                let mut r = Table::new();
+                let event = suffix.map_or(other, |s| format!("{module}/{s}"));
+                r.insert("event".into(), Value::from(event));
+                r.insert("module".into(), Value::from(module));
+                r.insert("export".into(), Value::from(export));
+                Value::Table(r)
+            });
+            prop::collection::vec(route, 0..3).prop_map(move |routes| {
+                let mut t = Table::new();
+                t.insert("modules".into(), Value::Table(modules.clone().into_iter().collect()));
+                t.insert("routes".into(), Value::Array(routes));
+                toml::to_string(&t).unwrap()
+            })
+        })
+    }
+
+    /// Whether the manifest was accepted (its promises then checked).
+    fn check(text: &str) -> bool {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("switchyard.toml");
+        std::fs::write(&file, text).unwrap();
+        let Ok(m) = Manifest::load(&file) else { return false };
+        let mut events = HashSet::new();
+        for r in &m.routes {
+            let spec = m.modules.get(&r.module).expect("a route's module is declared");
+            assert!(!r.event.is_empty() && !RESERVED_EVENTS.contains(&r.event.as_str()), "{text}");
+            assert!(events.insert(r.event.clone()), "event routed twice:\n{text}");
+            assert!(spec.prefixes(&r.module).iter().any(|p| event_in_prefix(&r.event, p)), "{text}");
+        }
+        let claimed: Vec<(&String, String)> =
+            m.modules.iter().flat_map(|(n, s)| s.prefixes(n).into_iter().map(move |p| (n, p))).collect();
+        for (a, pa) in &claimed {
+            assert!(!pa.is_empty(), "{text}");
+            for (b, pb) in &claimed {
+                assert!(a == b || !(pa.starts_with(pb.as_str()) || pb.starts_with(pa.as_str())), "{text}");
+            }
+        }
+        for (n, spec) in &m.modules {
+            assert!(spec.limits.memory_mib > 0 && spec.limits.timeout_ms > 0, "{n}: {text}");
+            assert!(!(spec.instance == InstanceMode::Reuse && spec.has(Capability::Wasi)), "{text}");
+            assert!(spec.path.starts_with(dir.path()) || spec.path.is_absolute(), "{text}");
+        }
+        !m.routes.is_empty()
+    }
+
+    /// The generator makes manifests the loader accepts, with routes, often enough that the
+    /// property is not checked on refusals only.
+    #[test]
+    fn generated_manifests_are_often_accepted() {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let accepted = (0..256).filter(|_| check(&manifest_text().new_tree(&mut runner).unwrap().current())).count();
+        assert!(accepted >= 20, "only {accepted} of 256 generated manifests with routes were accepted");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_text(text in ".{0,200}") {
+            check(&text);
+        }
+
+        #[test]
+        fn generated_manifests(text in manifest_text()) {
+            check(&text);
+        }
+
+        #[test]
+        fn generated_manifests_cut(text in manifest_text(), at in any::<prop::sample::Index>()) {
+            let cut = at.index(text.len() + 1);
+            if let Some(prefix) = text.get(..cut) {
+                check(prefix);
+            }
+        }
+    }
+}

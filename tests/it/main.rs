@@ -14,6 +14,7 @@ mod http_api;
 mod internals;
 mod module_paths;
 mod presence;
+mod props;
 mod protocol;
 mod sandbox;
 mod web;
