@@ -455,5 +455,4 @@ mod tests {
         assert_eq!(huge.due(u64::MAX), TokenDue::Nothing, "no overflow");
         assert!(huge.next_instant() > Instant::now());
     }
-
 }

@@ -160,7 +160,9 @@ impl HandlerInstance {
     /// Calls the handler: `Ok(Err(n))` when it returned status `n` (a component's `err(n)`).
     pub async fn invoke(&mut self, export: HandlerExport, fields: &[&[u8]; 4]) -> wasmtime::Result<Result<(), i32>> {
         match &mut self.kind {
-            Kind::Core(core) => core.invoke(&mut self.store, export, fields).await.map(|s| if s == 0 { Ok(()) } else { Err(s) }),
+            Kind::Core(core) => {
+                core.invoke(&mut self.store, export, fields).await.map(|s| if s == 0 { Ok(()) } else { Err(s) })
+            }
             Kind::Component(c) => c.invoke(&mut self.store, export, fields).await,
         }
     }
@@ -178,7 +180,12 @@ impl HandlerInstance {
 
 impl CoreInstance {
     /// Writes the request into the instance with one copy and calls the handler export.
-    async fn invoke(&mut self, store: &mut Store<HostState>, export: HandlerExport, fields: &[&[u8]; 4]) -> wasmtime::Result<i32> {
+    async fn invoke(
+        &mut self,
+        store: &mut Store<HostState>,
+        export: HandlerExport,
+        fields: &[&[u8]; 4],
+    ) -> wasmtime::Result<i32> {
         let handler = match self.handlers.get_mut(export.slot) {
             Some(Some(h)) => h.clone(),
             slot => {
