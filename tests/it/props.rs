@@ -63,7 +63,14 @@ fn every_host_function_answers_a_documented_status_for_any_arguments_and_memory(
     let c = std::cell::RefCell::new(Some(rt.block_on(s.connect("alice"))));
     let calls = std::cell::RefCell::new([0u32; 13]);
     let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
-    let config = ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() };
+    // A fixed seed: the same 256 calls every run, so that the coverage checked below (every
+    // import called, every kind of status seen) holds every run.
+    let config = ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_0015),
+        ..ProptestConfig::default()
+    };
     proptest!(config, |(import in 0u8..13, args in prop::array::uniform6(arg()), memory in contents())| {
         let mut bytes = vec![import];
         for a in args {
