@@ -31,7 +31,8 @@ impl TokenBucket {
 
     /// Takes a token if one is there at `now`. A clock that goes back gives nothing.
     pub fn allow(&mut self, now: Instant) -> bool {
-        self.tokens = (self.tokens + now.saturating_duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.tokens =
+            (self.tokens + now.saturating_duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
         self.last = self.last.max(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
