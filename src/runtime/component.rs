@@ -12,25 +12,22 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
-use bytes::Bytes;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::abi::HandlerExport;
 use super::abi::status::*;
 use super::manifest::{Capability, ModuleSpec};
 use super::state::HostState;
+use super::wasi::{ComponentCtx, empty_wasi};
 use crate::delivery::MAX_TAG_LEN;
 use crate::protocol::{self, ErrorKind};
 
@@ -52,14 +49,6 @@ use switchyard::handler::types::{Level, Request, Status};
 /// The interface a handler component must export (its version is the ABI marker).
 pub const HANDLER_EXPORT: &str = "switchyard:handler/handler@1.0.0";
 
-/// Pool budget per component instance: core instances (a componentize-py component has 16,
-/// a componentize-js one 5), memories and tables. Each component instance the pool may hold
-/// (`runtime.max_component_instances`) adds this much to the core modules' slots, so components
-/// never take the slots core modules are sized for.
-pub const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
-pub const MEMORIES_PER_COMPONENT: u32 = 4;
-pub const TABLES_PER_COMPONENT: u32 = 8;
-
 /// Bytes a reused component instance may grow its largest memory by before it is retired: half
 /// the room between its size after instantiation and the `memory_mib` cap, at most this. A
 /// language runtime's heap settles after its first events (CPython keeps its arenas, a
@@ -75,8 +64,6 @@ const REUSE_MAX_EVENTS: u32 = 100_000;
 /// 16 ms were seen); a spinning component is still caught after this, then throttled and
 /// stopped at its deadline like any other.
 pub const SLOW_AFTER: Duration = Duration::from_millis(20);
-/// What one call may write to stdout and to stderr; more is dropped.
-const OUTPUT_CAP: usize = 64 * 1024;
 
 /// The WASI interfaces a component may import (any 0.2.x): what componentize-py and
 /// componentize-js need. Everything else (`wasi:http`, ...) is refused at load.
@@ -317,35 +304,6 @@ fn block_on<F: Future>(fut: F) -> F::Output {
 
 // ---- Instances ----
 
-/// WASI that opens nothing: no preopened directory, no environment, no arguments, stdin
-/// empty, no socket (TCP, UDP and name lookups off; the address check refuses every address
-/// besides). Clocks and random are the host's.
-fn empty_wasi() -> WasiCtxBuilder {
-    let mut b = WasiCtxBuilder::new();
-    b.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
-    b
-}
-
-/// What a component instance's store holds beside [`HostState`]'s call state: its WASI context
-/// and resource table, and what it printed.
-pub struct ComponentCtx {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    stdout: LogPipe,
-    stderr: LogPipe,
-    /// The size of its largest memory so far, bytes (a reused instance is retired when it
-    /// grew too much, see [`REUSE_MAX_GROWTH_BYTES`]).
-    memory_peak: usize,
-}
-
-impl ComponentCtx {
-    fn new() -> Self {
-        let (stdout, stderr) = (LogPipe::default(), LogPipe::default());
-        let wasi = empty_wasi().stdout(stdout.clone()).stderr(stderr.clone()).build();
-        Self { wasi, table: ResourceTable::new(), stdout, stderr, memory_peak: 0 }
-    }
-}
-
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         let c = self.component.as_deref_mut().expect("a component's store has its context");
@@ -449,79 +407,6 @@ impl HostState {
         if let Some(c) = &mut self.component {
             c.memory_peak = c.memory_peak.max(size);
         }
-    }
-}
-
-/// stdout or stderr of one component instance: a buffer drained after every call.
-#[derive(Clone, Default)]
-struct LogPipe(Arc<Mutex<Vec<u8>>>);
-
-impl LogPipe {
-    fn push(&self, bytes: &[u8]) {
-        let mut buf = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let room = OUTPUT_CAP.saturating_sub(buf.len());
-        buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
-    }
-
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-impl IsTerminal for LogPipe {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for LogPipe {
-    fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(self.clone())
-    }
-
-    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
-
-impl OutputStream for LogPipe {
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.push(&bytes);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> StreamResult<()> {
-        Ok(())
-    }
-
-    /// Always room: what passes the per-call cap is dropped, never waited for.
-    fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(OUTPUT_CAP)
-    }
-}
-
-impl Pollable for LogPipe {
-    fn ready<'a, 'b>(&'a mut self) -> Pin<Box<dyn Future<Output = ()> + Send + 'b>>
-    where
-        'a: 'b,
-        Self: 'b,
-    {
-        Box::pin(std::future::ready(()))
-    }
-}
-
-impl tokio::io::AsyncWrite for LogPipe {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        self.push(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
     }
 }
 

@@ -8,7 +8,7 @@
 
 use wasmtime::{Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
-use super::state::HostState;
+use super::state::{CORE_INSTANCES_PER_COMPONENT, HostState, MEMORIES_PER_COMPONENT, TABLES_PER_COMPONENT};
 use super::{component, host};
 use crate::config::RuntimeConfig;
 
@@ -38,12 +38,12 @@ pub fn build(cfg: &RuntimeConfig) -> anyhow::Result<Engines> {
     let comps = cfg.max_component_instances.max(1);
     let component_engine = new_engine(cfg, |pool| {
         pool.total_component_instances(comps)
-            .max_core_instances_per_component(component::CORE_INSTANCES_PER_COMPONENT)
-            .max_memories_per_component(component::MEMORIES_PER_COMPONENT)
-            .max_tables_per_component(component::TABLES_PER_COMPONENT)
-            .total_core_instances(comps * component::CORE_INSTANCES_PER_COMPONENT)
-            .total_memories(comps * component::MEMORIES_PER_COMPONENT)
-            .total_tables(comps * component::TABLES_PER_COMPONENT)
+            .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(TABLES_PER_COMPONENT)
+            .total_core_instances(comps * CORE_INSTANCES_PER_COMPONENT)
+            .total_memories(comps * MEMORIES_PER_COMPONENT)
+            .total_tables(comps * TABLES_PER_COMPONENT)
             .total_stacks(comps);
     })?;
     let mut linker = Linker::new(&engine);

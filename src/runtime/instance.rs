@@ -6,16 +6,16 @@
 //! version. It must never decide routing or policy: the runtime says which module, export and
 //! mode; this only runs what it is given.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crossbeam_utils::CachePadded;
 use wasmtime::{Instance, InstancePre, Memory, Store, Trap, TypedFunc};
 
 use super::abi::{self, Exports, HandlerExport};
-use super::component::ComponentInstance;
+use super::component::{ComponentCode, ComponentInstance};
 use super::error::CallError;
 use super::host;
-use super::loader::Code;
 use super::state::HostState;
 use crate::shard::SHARDS;
 
@@ -23,6 +23,12 @@ use crate::shard::SHARDS;
 const REUSE_MAX_EVENTS: u32 = 100_000;
 /// Wasm pages (64 KiB) a reused instance may grow past its initial memory before it is retired.
 const REUSE_MAX_GROWTH: u64 = 16;
+
+/// What a version is instantiated from: a core module (ABI v1) or a component.
+pub enum Code {
+    Core { pre: InstancePre<HostState>, exports: Exports },
+    Component { code: ComponentCode, handlers: HashMap<String, HandlerExport> },
+}
 
 /// An instance with what a call needs of it resolved once: used for one event, or kept
 /// between events with `instance = "reuse"`.

@@ -4,19 +4,18 @@
 //! engine's on-disk cache), the ABI v1 checks ([`super::abi`]) and linking into an
 //! `InstancePre`. It must never run guest code.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use wasmtime::{InstancePre, Module};
+use wasmtime::Module;
 
-use super::abi::{self, Exports, HandlerExport};
-use super::component::{self, ComponentCode};
+use super::abi::{self, HandlerExport};
+use super::component::{self};
 use super::engine::Engines;
-use super::instance::WarmPool;
+use super::instance::{Code, WarmPool};
 use super::manifest::{Capability, ModuleSpec};
-use super::state::{GuestLogLimits, HostState, ModuleInfo};
+use super::state::{GuestLogLimits, ModuleInfo};
 
 const WASM_PAGE: u64 = 64 * 1024;
 
@@ -33,12 +32,6 @@ pub struct LoadedModule {
     /// The last call of this version that trapped, timed out or hit its memory cap: the
     /// details (escaped, one line) and when (Unix seconds), for `/admin/modules`.
     pub last_call_error: std::sync::Mutex<Option<(String, u64)>>,
-}
-
-/// What a version is instantiated from: a core module (ABI v1) or a component.
-pub enum Code {
-    Core { pre: InstancePre<HostState>, exports: Exports },
-    Component { code: ComponentCode, handlers: HashMap<String, HandlerExport> },
 }
 
 /// One module version in the `module_versions` gauge, until dropped.

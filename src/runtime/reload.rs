@@ -6,7 +6,7 @@
 //! delays another's swap), [`assemble`] (the routes over whatever versions are ready; a route
 //! whose module cannot serve keeps its previous route). A module that fails keeps its previous
 //! version and records the error. And the bookkeeping operators see (`/admin/modules`). It must
-//! never swap the table itself: the runtime decides whether a result is served (at startup,
+//! never swap the table itself: the serving table (`table.rs`) decides whether a result is served (at startup,
 //! only one without errors).
 
 use std::collections::{BTreeMap, HashMap};

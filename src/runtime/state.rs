@@ -15,9 +15,18 @@ use wasmtime::{Memory, ResourceLimiter};
 
 use super::abi::status::{ERR_BAD_UTF8, ERR_DENIED, ERR_LIMIT};
 use super::manifest::{Capability, Limits, ModuleSpec};
+use super::wasi::ComponentCtx;
 use crate::delivery::{ClientHandle, Delivery, unix_ms};
 use crate::metrics::Metrics;
 use crate::rate::TokenBucket;
+
+/// Pool budget per component instance: core instances (a componentize-py component has 16,
+/// a componentize-js one 5), memories and tables. Each component instance the pool may hold
+/// (`runtime.max_component_instances`) adds this much to the core modules' slots, so components
+/// never take the slots core modules are sized for.
+pub const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
+pub const MEMORIES_PER_COMPONENT: u32 = 4;
+pub const TABLES_PER_COMPONENT: u32 = 8;
 
 /// How long a module that ran a call into its deadline stays penalized.
 pub const PENALTY_MS: u64 = 10_000;
@@ -128,7 +137,7 @@ pub struct HostState {
     pub wasi: Option<wasmtime_wasi::p1::WasiP1Ctx>,
     pub wasi_out: Option<(wasmtime_wasi::p2::pipe::MemoryOutputPipe, wasmtime_wasi::p2::pipe::MemoryOutputPipe)>,
     /// A component instance's WASI context and output (`None` for a core module).
-    pub component: Option<Box<super::component::ComponentCtx>>,
+    pub component: Option<Box<ComponentCtx>>,
 }
 
 impl HostState {
@@ -312,14 +321,14 @@ impl ResourceLimiter for HostState {
     }
 
     // A core module is one instance; a component links several (the pool's per-component
-    // budget, `component::*_PER_COMPONENT`).
+    // budget, `*_PER_COMPONENT`).
     fn instances(&self) -> usize {
-        if self.component.is_some() { super::component::CORE_INSTANCES_PER_COMPONENT as usize } else { 1 }
+        if self.component.is_some() { CORE_INSTANCES_PER_COMPONENT as usize } else { 1 }
     }
     fn tables(&self) -> usize {
-        if self.component.is_some() { super::component::TABLES_PER_COMPONENT as usize } else { 4 }
+        if self.component.is_some() { TABLES_PER_COMPONENT as usize } else { 4 }
     }
     fn memories(&self) -> usize {
-        if self.component.is_some() { super::component::MEMORIES_PER_COMPONENT as usize } else { 1 }
+        if self.component.is_some() { MEMORIES_PER_COMPONENT as usize } else { 1 }
     }
 }

@@ -1,7 +1,7 @@
-//! Hot reload: watches the manifest and module files and triggers `Runtime::reload`.
+//! Hot reload: watches the manifest and module files and triggers a reload of the [`Table`].
 //!
 //! Owns the `notify` watcher and its debouncing. It must never compile or swap anything
-//! itself: it only notices changes and asks the runtime, which does the work off the hot path.
+//! itself: it only notices changes and asks the table, which does the work off the hot path.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -12,7 +12,7 @@ use std::time::Duration;
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 
-use super::Runtime;
+use super::table::Table;
 
 fn dirs_and_names(files: &[PathBuf]) -> (HashSet<PathBuf>, HashSet<OsString>) {
     let mut dirs = HashSet::new();
@@ -40,8 +40,12 @@ fn is_change(kind: &EventKind) -> bool {
 /// Starts the watcher task. Folders are watched (not files), so editors and `mv`-over writes,
 /// which replace the file, are seen too. Only changes count: opening or reading a file (which
 /// every reload does) is not a change, or each reload would trigger the next. The task holds
-/// the runtime weakly and ends with it (or at its stop signal), dropping the watcher.
-pub(super) fn spawn(runtime: &Arc<Runtime>, debounce: Duration) -> anyhow::Result<()> {
+/// the table weakly and ends with it (or at `stop`), dropping the watcher.
+pub(super) fn spawn(
+    table: &Arc<Table>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    debounce: Duration,
+) -> anyhow::Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
         Ok(event) if is_change(&event.kind) => {
@@ -50,12 +54,11 @@ pub(super) fn spawn(runtime: &Arc<Runtime>, debounce: Duration) -> anyhow::Resul
         Ok(_) => {}
         Err(e) => tracing::warn!("file watcher: {e}"),
     })?;
-    let (mut dirs, mut names) = dirs_and_names(&runtime.watched_files());
+    let (mut dirs, mut names) = dirs_and_names(&table.watched_files());
     for d in &dirs {
         watcher.watch(d, RecursiveMode::NonRecursive)?;
     }
-    let mut stop = runtime.stop_signal();
-    let weak: Weak<Runtime> = Arc::downgrade(runtime);
+    let weak: Weak<Table> = Arc::downgrade(table);
     tokio::spawn(async move {
         loop {
             let mut paths = tokio::select! {
