@@ -11,8 +11,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::SinkExt;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -93,8 +93,20 @@ enum End {
     Peer(String),
 }
 
+/// What a connection runs over: messages read and written. The server's is axum's
+/// `WebSocket`; a test may give a peer whose writes block, to see every write's deadline hold.
+pub trait Transport:
+    Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send
+{
+}
+
+impl<T> Transport for T where
+    T: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send
+{
+}
+
 /// Runs a connection until it ends, then removes the client from every index.
-pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<ClientHandle>) {
+pub async fn run(mut socket: impl Transport, state: Arc<AppState>, client: Arc<ClientHandle>) {
     let ws = &state.config.ws;
     let metrics = &state.delivery.metrics;
     tracing::info!(client = %client.id_str, user = %client.identity.user, ip = %client.ip, "connected");
@@ -132,7 +144,7 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
         tokio::select! {
             biased;
             code = &mut closed => break End::Close(code, close_reason(code)),
-            msg = socket.recv() => {
+            msg = socket.next() => {
                 let msg = match msg {
                     Some(Ok(m)) => m,
                     Some(Err(e)) => {
@@ -203,20 +215,9 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, client: Arc<Client
                 }
                 if last_ping.elapsed() >= ping_every {
                     last_ping = Instant::now();
-                    // Under the write deadline like every frame, and given up at a close request: a
-                    // peer that stopped reading with a full TCP window must not freeze this loop (and
-                    // so its kick and shutdown).
-                    let ping = tokio::time::timeout(write_timeout, socket.send(Message::Ping(Default::default())));
-                    tokio::select! {
-                        sent = ping => match sent {
-                            Ok(Ok(())) => {}
-                            Ok(Err(_)) => break End::Peer("ping failed".into()),
-                            Err(_) => {
-                                metrics.slow_consumers_total.inc();
-                                break End::Close(close::POLICY, "write timeout");
-                            }
-                        },
-                        code = closed.as_mut() => break End::Close(code, close_reason(code)),
+                    let ping = socket.send(Message::Ping(Default::default()));
+                    if let Err(end) = within_deadline(ping, write_timeout, closed.as_mut(), metrics).await {
+                        break end;
                     }
                 }
             }
@@ -272,9 +273,8 @@ fn is_too_big(e: &axum::Error) -> bool {
 }
 
 /// Writes the batch (everything that was queued) and flushes once, within the write deadline.
-/// A reader too slow to take it in time, a write error or a close request ends the connection.
 async fn write_batch(
-    socket: &mut WebSocket,
+    socket: &mut impl Transport,
     client: &ClientHandle,
     batch: &mut VecDeque<Utf8Bytes>,
     write_timeout: Duration,
@@ -289,8 +289,21 @@ async fn write_batch(
         }
         socket.flush().await?;
         client.dequeued(bytes);
-        Ok::<_, axum::Error>(())
+        Ok(())
     };
+    within_deadline(write, write_timeout, closed, metrics).await
+}
+
+/// Runs one write (frames or a ping) under the write deadline, given up at a close request: a
+/// peer that stopped reading with a full TCP window must not freeze the connection, nor keep its
+/// kick or the shutdown from reaching it. A reader too slow to take the write in time, a write
+/// error or a close request ends the connection.
+async fn within_deadline(
+    write: impl Future<Output = Result<(), axum::Error>>,
+    write_timeout: Duration,
+    closed: Pin<&mut impl Future<Output = u16>>,
+    metrics: &Metrics,
+) -> Result<(), End> {
     tokio::select! {
         r = tokio::time::timeout(write_timeout, write) => match r {
             Ok(Ok(())) => Ok(()),

@@ -1,6 +1,9 @@
 //! Production hardening (issue #15): bounded parsing, guests that are not one user, writes
 //! that always have a deadline.
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde_json::json;
@@ -196,4 +199,113 @@ async fn shutdown_reaches_a_client_that_stopped_reading() {
     assert!(stopping.elapsed() < Duration::from_secs(3), "shutdown took {:?}", stopping.elapsed());
     assert_eq!(state.delivery.local().clients(), 0);
     assert_eq!(state.delivery.metrics.connections.get(), 0);
+}
+
+/// A peer that stopped reading, one level up from TCP: what the server writes goes into a
+/// channel of one message nobody reads, so the welcome frame fills it and every later write
+/// blocks, as one into a full TCP window does. Unlike a socket, it says when a write blocked,
+/// and no frame need be queued for it to: the heartbeat ping is the write that blocks.
+struct StalledPeer {
+    out: tokio_util::sync::PollSender<Message>,
+    blocked: Arc<tokio::sync::Notify>,
+}
+
+type Message = axum::extract::ws::Message;
+
+impl futures_util::Stream for StalledPeer {
+    type Item = Result<Message, axum::Error>;
+    fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Pending
+    }
+}
+
+impl futures_util::Sink<Message> for StalledPeer {
+    type Error = axum::Error;
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let ready = self.out.poll_reserve(cx).map_err(axum::Error::new);
+        if ready.is_pending() {
+            self.blocked.notify_one();
+        }
+        ready
+    }
+    fn start_send(mut self: Pin<&mut Self>, m: Message) -> Result<(), Self::Error> {
+        self.out.send_item(m).map_err(axum::Error::new)
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Runs a connection of user `stalled` over a [`StalledPeer`] on `s`'s server and waits until
+/// its heartbeat ping is blocked (no frame was queued after the welcome). Returns the session
+/// task, the client id, and what the peer holds.
+async fn blocked_on_its_ping(
+    s: &TestServer,
+) -> (tokio::task::JoinHandle<()>, String, tokio::sync::mpsc::Receiver<Message>) {
+    let state = s.server.as_ref().unwrap().state.clone();
+    let identity = switchyard::auth::Identity {
+        user: "stalled".into(),
+        tags: Vec::new(),
+        claims: "{}".into(),
+        admin: false,
+        exp: None,
+    };
+    let limit = state.config.ws.outbound_queue_bytes;
+    let client = state.delivery.connect(identity, [127, 0, 0, 1].into(), "stalled-peer", limit).await;
+    let id = client.id_str.to_string();
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let blocked = Arc::new(tokio::sync::Notify::new());
+    let peer = StalledPeer { out: tokio_util::sync::PollSender::new(tx), blocked: blocked.clone() };
+    let session = tokio::spawn(switchyard::session::run(peer, state, client));
+    tokio::time::timeout(TIMEOUT, blocked.notified()).await.expect("the ping's write never blocked");
+    (session, id, rx)
+}
+
+/// What the peer got: only the welcome frame (the ping that blocked never went out).
+fn only_the_welcome(mut rx: tokio::sync::mpsc::Receiver<Message>) {
+    match rx.try_recv() {
+        Ok(Message::Text(t)) => assert!(t.contains(r#""event":"connected""#), "{t}"),
+        other => panic!("expected the welcome frame, got {other:?}"),
+    }
+    assert!(rx.try_recv().is_err(), "nothing past the welcome went out");
+}
+
+#[tokio::test]
+async fn a_blocked_ping_ends_the_connection_at_the_write_deadline() {
+    let s = TestServer::with(ECHO_MANIFEST, &[("echo.wat", &wat("echo.wat"))], |c| stalling(c, 1000)).await;
+    let started = tokio::time::Instant::now();
+    let (session, _id, rx) = blocked_on_its_ping(&s).await;
+    s.wait_metric("slow_consumers_total", 1).await;
+    // The ping is due after one interval (1 s), then has one write timeout (1 s).
+    let took = started.elapsed();
+    assert!(took <= Duration::from_millis(1000 + 1000 + 500), "closed {took:?} after connecting");
+    assert_eq!(s.metric("connections").await, 0);
+    // Then its goodbye has a second (CLOSE_GRACE), blocked too.
+    tokio::time::timeout(TIMEOUT, session).await.expect("the connection task never ended").unwrap();
+    only_the_welcome(rx);
+}
+
+#[tokio::test]
+async fn a_kick_reaches_a_connection_whose_ping_is_blocked() {
+    let s = TestServer::with(ECHO_MANIFEST, &[("echo.wat", &wat("echo.wat"))], |c| stalling(c, 60_000)).await;
+    let (session, id, rx) = blocked_on_its_ping(&s).await;
+    let (status, _) = s.api(reqwest::Method::DELETE, &format!("/api/clients/{id}"), None).await;
+    assert_eq!(status, 200);
+    // Its goodbye blocks too, for at most a second (CLOSE_GRACE); the ping's 60 s are not waited.
+    tokio::time::timeout(TIMEOUT, session).await.expect("the kick never reached it").unwrap();
+    assert_eq!(s.metric("slow_consumers_total").await, 0, "kicked, not timed out");
+    assert_eq!(s.metric("connections").await, 0);
+    only_the_welcome(rx);
+}
+
+#[tokio::test]
+async fn shutdown_reaches_a_connection_whose_ping_is_blocked() {
+    let s = TestServer::with(ECHO_MANIFEST, &[("echo.wat", &wat("echo.wat"))], |c| stalling(c, 60_000)).await;
+    let (session, _id, rx) = blocked_on_its_ping(&s).await;
+    s.stop().await;
+    tokio::time::timeout(TIMEOUT, session).await.expect("the shutdown never reached it").unwrap();
+    only_the_welcome(rx);
 }
