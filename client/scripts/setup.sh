@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the client's tests need (idempotent): Debian's chromium for the browser tests
 # (playwright-core drives it; its own browser download is not used) and the npm devDependencies
-# (npm ci, from package-lock.json). Then: `npm test` (unit) and `node test/browser/run.mjs`.
+# (npm ci, from package-lock.json; skipped when installed). Then: `npm test` (unit) and `node test/browser/run.mjs`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
@@ -9,5 +9,4 @@ if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 fi
-command -v node >/dev/null || { echo "node (>= 20) is missing" >&2; exit 1; }
-npm ci --no-audit --no-fund
+bash ../scripts/npm-ci.sh .
