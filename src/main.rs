@@ -103,9 +103,9 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 // Under saturation, tasks woken by more I/O events than a worker's local queue
                 // holds wait in the shared queue, which tokio's default visits once every 61
-                // tasks: with 1,000 busy connections some waited 100-300 ms (p999) while the
-                // hot ones were served at once. Every 8th keeps connections served roughly in
-                // turn at no measurable cost in throughput (BENCHMARKS.md, 1000x1).
+                // tasks, so a few connections starved while the hot ones were served at once.
+                // Visiting it every 8th keeps connections served roughly in turn without a cost
+                // in throughput (BENCHMARKS.md, "Echo", 1000x1).
                 .global_queue_interval(8)
                 .build()?
                 .block_on(serve(config))

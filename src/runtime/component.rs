@@ -58,11 +58,11 @@ const REUSE_MAX_GROWTH_BYTES: usize = 8 * 1024 * 1024;
 /// Events one reused instance serves before it is replaced by a fresh one.
 const REUSE_MAX_EVENTS: u32 = 100_000;
 /// How long a component's call (with its instantiation, for a fresh instance) runs before the
-/// epoch policy counts it as slow (a core module's call is slow from its second tick). A fresh
-/// CPython instance costs about a millisecond to instantiate and call, and a kept
-/// componentize-js instance collects its garbage now and then inside a call (pauses of 1 to
-/// 16 ms were seen); a spinning component is still caught after this, then throttled and
-/// stopped at its deadline like any other.
+/// epoch policy counts it as slow (a core module's call is slow from its second tick): a
+/// language runtime instantiates for longer than a core module, and a kept componentize-js
+/// instance collects its garbage now and then inside a call. A spinning component is still
+/// caught after this, then throttled and stopped at its deadline like any other
+/// (BENCHMARKS.md, "Component handlers", has the pauses measured).
 pub const SLOW_AFTER: Duration = Duration::from_millis(20);
 
 /// The WASI interfaces a component may import (any 0.2.x): what componentize-py and

@@ -22,10 +22,12 @@ pub enum Capability {
 
 /// Default `limits.max_module_bytes`: 32 MiB (a Python component is about 18 MiB).
 pub const DEFAULT_MAX_MODULE_BYTES: u64 = 32 * 1024 * 1024;
-/// Default `limits.max_functions` (a Python component defines about 13,400).
+/// Default `limits.max_functions`: room for a Python component's interpreter (BENCHMARKS.md,
+/// "Compilation bounds").
 pub const DEFAULT_MAX_FUNCTIONS: u32 = 50_000;
-/// Default `limits.max_function_body_bytes`: 512 KiB (CPython's interpreter loop is 417 KiB).
-/// The worst body this admits took 6 s and 264 MiB to compile here (BENCHMARKS.md).
+/// Default `limits.max_function_body_bytes`: 512 KiB, room for CPython's interpreter loop, and
+/// the largest body whose worst case compiles within seconds (BENCHMARKS.md, "Compilation
+/// bounds").
 pub const DEFAULT_MAX_FUNCTION_BODY_BYTES: u32 = 512 * 1024;
 
 /// Per-module limits. Every field has a safe default.
