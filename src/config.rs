@@ -89,7 +89,7 @@ pub struct WsConfig {
     pub max_frame_bytes: usize,
     /// Per-connection outbound queue bound; past it the client is disconnected (1013).
     pub outbound_queue_bytes: usize,
-    /// A write that takes longer disconnects the client (1008).
+    /// A write (frames, or the heartbeat ping) that takes longer disconnects the client (1008).
     pub write_timeout_ms: u64,
     /// No frame (or pong) for this long closes the connection (4000).
     pub heartbeat_timeout_secs: u64,
