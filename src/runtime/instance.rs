@@ -1,9 +1,9 @@
 //! The instance lifecycle: instantiate a module version into a `Store`, write a request and
 //! call a handler, reset a kept instance for the next event, and keep idle ones warm.
 //!
-//! Owns [`HandlerInstance`] (an instance with what a call needs resolved once: a core module's
-//! here, a component's in [`super::component`]) and the [`WarmPool`] of idle instances of one
-//! version. It must never decide routing or policy: the runtime says which module, export and
+//! Owns [`Code`] (what a version is instantiated from), [`HandlerInstance`] (an instance with
+//! what a call needs resolved once: a core module's here, a component's in
+//! [`super::component`]) and the [`WarmPool`] of idle instances of one version. It must never decide routing or policy: the runtime says which module, export and
 //! mode; this only runs what it is given.
 
 use std::collections::HashMap;
