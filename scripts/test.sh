@@ -10,8 +10,10 @@ bash scripts/setup.sh
 bash handlers/build.sh
 cargo test --release --workspace --all-targets 2>&1
 (cd client && npm test 2>&1)
-# The component SDKs: Python's against a fake host, and their generated bindings still match wit/.
+# The component SDKs and their examples against a fake host, and their generated bindings
+# still match wit/.
 PYTHONPATH=sdk/python/bindings:sdk/python:examples/python python3 -m unittest discover -s sdk/python/tests 2>&1
+node --test sdk/javascript/test/ 2>&1
 bash sdk/python/generate-bindings.sh --check
 bash sdk/javascript/generate-types.sh --check
 node client/test/browser/run.mjs
