@@ -51,13 +51,13 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   [ -d bench/peers/socketio/node_modules/socket.io ] ||
     npm install --silent --no-audit --no-fund --prefix bench/peers/socketio || die "npm install (socketio peer) failed"
   bash handlers/build.sh >/dev/null || die "handlers/build.sh failed"
-  for l in c zig assemblyscript; do
+  for l in c zig assemblyscript python javascript; do
     if bash "examples/$l/build.sh" >"/tmp/bench-all-build-$l.log" 2>&1; then langs+=("$l"); else
       note "warning: examples/$l/build.sh failed (see /tmp/bench-all-build-$l.log); no $l echo row"
     fi
   done
 else
-  for l in c zig assemblyscript; do [ -f "examples/$l/build/echo.wasm" ] && langs+=("$l"); done
+  for l in c zig assemblyscript python javascript; do [ -f "examples/$l/build/echo.wasm" ] && langs+=("$l"); done
 fi
 for f in "$SY" "$B" "$AXUM" "$NODE_PEER" handlers/build/echo.wasm bench/peers/node-ws/node_modules/ws \
   bench/peers/socketio/node_modules/socket.io; do
@@ -227,14 +227,22 @@ if want pinned; then
   PIN_SERVER=0 PIN_BENCH=1 rounds echo_1000x1_pinned "switchyard axum node" echo -c 1000 -k 1 "${echo_args[@]}"
 fi
 if want lang; then
-  # The same server with each language's echo.wasm as `echo` (a fresh instance per event).
+  # The same server with each language's echo.wasm as `echo`: a fresh instance per event, and
+  # for the components (Python, JavaScript) also kept instances (`_reuse`), their way to run.
   for l in "${langs[@]}"; do
     wasm=$PWD/examples/$l/build/echo.wasm
     [ "$l" = rust ] && wasm=$PWD/handlers/build/echo.wasm
-    sed "s|^path = .*|path = \"$wasm\"|" bench/manifests/echo-fresh.toml >"$work/echo-$l.toml"
-    start switchyard "$work/echo-$l.toml"
-    run "echo_10x8_$l" switchyard echo -c 10 -k 8 "${echo_args[@]}"
-    stop
+    modes=(fresh)
+    case $l in python | javascript) modes=(fresh reuse) ;; esac
+    for mode in "${modes[@]}"; do
+      label=echo_10x8_$l
+      [ "$mode" = reuse ] && label+=_reuse
+      sed -e "s|^path = .*|path = \"$wasm\"|" -e "s|^instance = .*|instance = \"$mode\"|" \
+        bench/manifests/echo-fresh.toml >"$work/$label.toml"
+      start switchyard "$work/$label.toml"
+      run "$label" switchyard echo -c 10 -k 8 "${echo_args[@]}"
+      stop
+    done
   done
 fi
 want fanout && ROUNDS=1 rounds fanout_5000 "switchyard axum node" fanout -c 5000 -m "$FANOUT_M"
