@@ -279,3 +279,26 @@ async fn a_component_importing_an_ungranted_interface_is_refused_at_load() {
         );
     }
 }
+
+/// A component swapped for a core module under load, and back: across each swap every request
+/// is answered exactly once and every connection moves to the new version for good. The
+/// component is JavaScript's echo; the core module echo_v2.wat, whose answers are marked.
+#[tokio::test]
+async fn a_component_hot_swaps_under_load_for_a_core_module_and_back() {
+    use crate::handlers::{marked, plain, swap_under_load};
+    let build = build_once("examples/javascript/build.sh");
+    let component = std::fs::read(build.join("echo.wasm")).unwrap();
+    let core = wat::parse_str(wat("echo_v2.wat")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("switchyard.toml"), ECHO_MANIFEST.replace("echo.wat", "echo.wasm")).unwrap();
+    std::fs::write(dir.path().join("echo.wasm"), &component).unwrap();
+    // The component's compile is cached, so swapping back to it takes no second compile.
+    let s = TestServer::in_dir(dir, |c| c.runtime.cache_dir = Some(build.join(".conformance-cache"))).await;
+    swap_under_load(&s, "echo.wasm", &core, plain, marked, 1).await;
+    swap_under_load(&s, "echo.wasm", &component, marked, plain, 2).await;
+    let (_, st) = s.get("/admin/modules").await;
+    assert_eq!(
+        (st["modules"][0]["generation"].as_u64(), st["modules"][0]["kind"].as_str()),
+        (Some(3), Some("component"))
+    );
+}

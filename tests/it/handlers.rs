@@ -152,51 +152,76 @@ async fn hot_swap_of_a_reused_module_switches_every_later_event_to_v2() {
     hot_swap_under_load(TestServer::with(&manifest, &[("echo.wat", &wat("echo.wat"))], |_| {}).await).await;
 }
 
-/// Four clients send continuously while echo.wat is replaced by echo_v2.wat: the file is
-/// replaced once every client has had a v1 reply, and the clients stop once the swap is counted
-/// (each after its first v2 reply).
 async fn hot_swap_under_load(s: TestServer) {
+    swap_under_load(&s, "echo.wat", wat("echo_v2.wat").as_bytes(), plain, marked, 1).await;
+    let (_, st) = s.get("/admin/modules").await;
+    assert_eq!(st["modules"][0]["generation"], 2, "{st}");
+}
+
+/// What echo.wat (and every language's echo) answers to `data`.
+pub fn plain(data: Value) -> Value {
+    data
+}
+
+/// What echo_v2.wat answers to `data`.
+pub fn marked(data: Value) -> Value {
+    json!({"v": 2, "d": data})
+}
+
+/// Four clients send continuously while `file` is replaced by `new`; `old` and `new_reply` say
+/// what the serving and the new version answer. The file is replaced once every client has had
+/// an answer from the serving version, and the clients stop once the swap is counted
+/// (`reloads_total` reaches `reloads`), each after its first answer from the new one: every
+/// request is answered exactly once, and no connection goes back to the old version.
+pub async fn swap_under_load(
+    s: &TestServer,
+    file: &str,
+    new: &[u8],
+    old: fn(Value) -> Value,
+    new_reply: fn(Value) -> Value,
+    reloads: u64,
+) {
     const CLIENTS: u64 = 4;
     let stop = Arc::new(AtomicBool::new(false));
-    let served_by_v1 = Arc::new(AtomicU64::new(0));
+    let served_by_old = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for i in 0..CLIENTS {
         let mut c = s.connect(&format!("user{i}")).await;
-        let (stop, served_by_v1) = (stop.clone(), served_by_v1.clone());
+        let (stop, served_by_old) = (stop.clone(), served_by_old.clone());
         tasks.push(tokio::spawn(async move {
-            let (mut sent, mut v1, mut v2) = (0u64, 0u64, 0u64);
-            while !stop.load(Ordering::Relaxed) || v2 == 0 {
+            let (mut sent, mut by_old, mut by_new) = (0u64, 0u64, 0u64);
+            while !stop.load(Ordering::Relaxed) || by_new == 0 {
                 let r = c.request("echo", json!({"n": sent})).await;
                 assert_eq!(r["code"], 0, "every request succeeds across the swap: {r}");
-                if r["data"] == json!({"n": sent}) {
-                    assert_eq!(v2, 0, "no v1 reply after a v2 reply on one connection");
-                    if v1 == 0 {
-                        served_by_v1.fetch_add(1, Ordering::Relaxed);
+                if r["data"] == old(json!({"n": sent})) {
+                    assert_eq!(by_new, 0, "no answer from the old version after one from the new");
+                    if by_old == 0 {
+                        served_by_old.fetch_add(1, Ordering::Relaxed);
                     }
-                    v1 += 1;
+                    by_old += 1;
                 } else {
-                    assert_eq!(r["data"], json!({"v": 2, "d": {"n": sent}}));
-                    v2 += 1;
+                    assert_eq!(r["data"], new_reply(json!({"n": sent})));
+                    by_new += 1;
                 }
                 sent += 1;
                 assert!(sent < 1_000_000);
             }
             c.assert_nothing_queued("exactly one reply per request").await;
-            (sent, v1, v2)
+            (sent, by_old, by_new)
         }));
     }
-    wait_until("every client was answered by v1", TIMEOUT, async || served_by_v1.load(Ordering::Relaxed) == CLIENTS)
-        .await;
-    s.replace_file("echo.wat", wat("echo_v2.wat").as_bytes());
-    s.wait_metric("reloads_total", 1).await;
+    wait_until("every client was answered by the serving version", TIMEOUT, async || {
+        served_by_old.load(Ordering::Relaxed) == CLIENTS
+    })
+    .await;
+    s.replace_file(file, new);
+    s.wait_metric("reloads_total", reloads).await;
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
-        let (sent, v1, v2) = t.await.unwrap();
-        assert_eq!(sent, v1 + v2);
-        assert!(v1 > 0 && v2 > 0, "served by both versions: v1={v1} v2={v2}");
+        let (sent, by_old, by_new) = t.await.unwrap();
+        assert_eq!(sent, by_old + by_new);
+        assert!(by_old > 0 && by_new > 0, "served by both versions: old={by_old} new={by_new}");
     }
-    let (_, st) = s.get("/admin/modules").await;
-    assert_eq!(st["modules"][0]["generation"], 2, "{st}");
 }
 
 /// How long a test watches a server for something that must not happen: 15 of the tests'
