@@ -54,12 +54,15 @@ struct Clock {
 
 impl Ticker {
     /// Starts the ticker thread for `engines` (core modules' and components'); it counts its
-    /// ticks in `metrics`.
+    /// ticks in `metrics`. Returns once the thread runs (and so carries its name), so a server
+    /// that started has its ticker, not a ticker about to be.
     pub fn spawn(engines: Vec<Engine>, tick: Duration, metrics: Arc<Metrics>) -> std::io::Result<Self> {
         let clock = Arc::new(Clock { fast_until_ms: AtomicU64::new(0), stop_after_ms: AtomicU64::new(u64::MAX) });
         let c = clock.clone();
         let rest = tick * REST_TICKS;
+        let (running, started) = std::sync::mpsc::sync_channel(0);
         let handle = std::thread::Builder::new().name("switchyard-epoch".into()).spawn(move || {
+            let _ = running.send(());
             loop {
                 let now = unix_ms();
                 if now >= c.stop_after_ms.load(Ordering::Relaxed) {
@@ -77,6 +80,7 @@ impl Ticker {
                 metrics.epoch_ticks_total.inc();
             }
         })?;
+        let _ = started.recv();
         Ok(Self { thread: handle.thread().clone(), handle: Some(handle), tick, clock })
     }
 
