@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Module;
 
 use super::abi::{self, HandlerExport};
-use super::component::{self};
+use super::component;
 use super::engine::Engines;
 use super::instance::{Code, WarmPool};
 use super::manifest::{Capability, ModuleSpec};
