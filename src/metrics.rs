@@ -146,6 +146,9 @@ metrics! {
     cluster_connects_total: "counter",
     /// Cluster: dead nodes whose presence this node swept.
     cluster_nodes_swept_total: "counter",
+    /// Cluster: times this node, silent past `node_ttl_ms` but alive, found itself swept and
+    /// wrote its presence again.
+    cluster_rejoins_total: "counter",
 }
 
 #[cfg(test)]

@@ -175,8 +175,9 @@ impl Server {
             tracing::warn!(left = self.sessions.len(), "shutdown: some connections did not close in time");
         }
         if let Some(c) = &self.cluster {
-            c.leave().await;
+            // Stopped first, so no heartbeat can bring the node back while it leaves.
             c.stop();
+            c.leave().await;
         }
         let _ = self.stop.send(true);
         self.state.runtime.stop();

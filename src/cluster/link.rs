@@ -16,7 +16,7 @@ use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
 
 use super::Shared;
-use super::presence::{Change, evalsha};
+use super::presence::{Write, evalsha};
 use crate::delivery::ClientInfo;
 
 /// Messages or changes sent in one pipeline at most.
@@ -26,7 +26,7 @@ const SWEEP_BATCH: usize = 200;
 
 pub struct Queues {
     pub publish: mpsc::Receiver<(String, Bytes)>,
-    pub presence: mpsc::Receiver<Change>,
+    pub presence: mpsc::Receiver<Write>,
 }
 
 async fn connect(shared: &Shared) -> redis::RedisResult<MultiplexedConnection> {
@@ -69,7 +69,11 @@ pub async fn run(shared: Arc<Shared>, mut q: Queues) {
         };
         backoff = Duration::from_millis(100);
         warned = false;
-        if let Err(e) = heartbeat(&shared, &mut conn).await.and(resync(&shared, &mut conn).await) {
+        let ready = async {
+            heartbeat(&shared, &mut conn).await?;
+            resync(&shared, &mut conn).await
+        };
+        if let Err(e) = ready.await {
             tracing::warn!("cluster: resync failed ({e}); reconnecting");
             continue;
         }
@@ -85,7 +89,15 @@ pub async fn run(shared: Arc<Shared>, mut q: Queues) {
                 () = shared.stop.cancelled() => return,
                 Some(first) = q.publish.recv() => publish(&shared, &mut conn, first, &mut q.publish).await,
                 Some(first) = q.presence.recv() => write(&shared, &mut conn, first, &mut q.presence).await,
-                _ = tick.tick() => heartbeat(&shared, &mut conn).await,
+                _ = tick.tick() => match heartbeat(&shared, &mut conn).await {
+                    Ok(true) => {
+                        // Silent past the TTL (a stall, not a death): another node swept us.
+                        tracing::warn!(node = %shared.node, "cluster: this node was presumed dead and swept; resyncing");
+                        shared.metrics.cluster_rejoins_total.inc();
+                        resync(&shared, &mut conn).await
+                    }
+                    r => r.map(|_| ()),
+                },
             };
             if let Err(e) = r {
                 break e;
@@ -129,40 +141,48 @@ async fn publish(
     }
 }
 
-/// Applies `first` and whatever else is queued, in order, in one pipeline.
+/// Applies `first` and whatever else is queued, in order, in one pipeline; then tells whoever
+/// waits for one of them.
 async fn write(
     shared: &Shared,
     conn: &mut MultiplexedConnection,
-    first: Change,
-    rx: &mut mpsc::Receiver<Change>,
+    first: Write,
+    rx: &mut mpsc::Receiver<Write>,
 ) -> redis::RedisResult<()> {
     let mut pipe = redis::pipe();
+    let mut waiting = Vec::new();
     let mut n = 0;
     let mut next = Some(first);
-    while let Some(c) = next {
+    while let Some((c, applied)) = next {
         pipe.add_command(c.cmd(&shared.scripts, &shared.prefix, &shared.node)).ignore();
+        waiting.extend(applied);
         n += 1;
         next = if n < BATCH { rx.try_recv().ok() } else { None };
     }
     let r = pipe.query_async::<()>(conn).await;
-    if r.is_err() {
-        (0..n).for_each(|_| shared.metrics.cluster_presence_dropped_total.inc());
+    match &r {
+        Ok(()) => waiting.into_iter().for_each(|w| {
+            let _ = w.send(());
+        }),
+        Err(_) => (0..n).for_each(|_| shared.metrics.cluster_presence_dropped_total.inc()),
     }
     r
 }
 
-/// Writes this node's liveness; sweeps the nodes found dead, off this task.
-async fn heartbeat(shared: &Arc<Shared>, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+/// Writes this node's liveness and sweeps the nodes found dead, off this task. Returns whether
+/// this node was missing from the live set (so its presence must be written again).
+async fn heartbeat(shared: &Arc<Shared>, conn: &mut MultiplexedConnection) -> redis::RedisResult<bool> {
     let mut c = evalsha(&shared.scripts.heartbeat);
     c.arg(&shared.prefix).arg(&*shared.node).arg(shared.node_ttl_ms);
-    let dead: Vec<String> = c.query_async(conn).await?;
+    let (missing, dead): (u8, Vec<String>) = c.query_async(conn).await?;
     for node in dead.into_iter().filter(|n| n != &*shared.node) {
         let (shared, mut conn) = (shared.clone(), conn.clone());
         tokio::spawn(async move {
             loop {
                 let mut c = evalsha(&shared.scripts.sweep);
-                c.arg(&shared.prefix).arg(&node).arg(SWEEP_BATCH);
-                match c.query_async::<u64>(&mut conn).await {
+                c.arg(&shared.prefix).arg(&node).arg(SWEEP_BATCH).arg(shared.node_ttl_ms);
+                match c.query_async::<i64>(&mut conn).await {
+                    Ok(-1) => break,
                     Ok(0) => {
                         shared.metrics.cluster_nodes_swept_total.inc();
                         tracing::info!(%node, "cluster: swept a dead node's connections from presence");
@@ -177,7 +197,7 @@ async fn heartbeat(shared: &Arc<Shared>, conn: &mut MultiplexedConnection) -> re
             }
         });
     }
-    Ok(())
+    Ok(missing == 1)
 }
 
 /// Replaces what Redis holds for this node with its hub: every local client (with its tags)

@@ -4,8 +4,9 @@
 //! Owns the node's id and its two Redis connections, each run by one task: [`subscriber`]
 //! (pub/sub: what other nodes send here) and [`link`] (commands: publishes, presence writes,
 //! liveness, sweeps). The broker's methods only enqueue, so a send, a join or a connect never
-//! waits on Redis beyond a bounded confirmation (a join waits for its subscription, at most
-//! `timeout_ms`, and not at all while Redis is unreachable). It must never be needed by local
+//! waits on Redis beyond a bounded confirmation (a connect or a join waits for its
+//! subscription and its presence write, at most `timeout_ms`, and not at all while Redis is
+//! unreachable). It must never be needed by local
 //! traffic: with Redis down, every local send, echo and presence answer goes on as before.
 //! The layout of channels and keys is `docs/CLUSTER.md`.
 
@@ -29,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ClusterConfig;
 use crate::delivery::{Broker, ClientHandle, ClientInfo, Delivery, Online, Target};
 use crate::metrics::Metrics;
-use presence::{Change, Queries, Scripts};
+use presence::{Change, Queries, Scripts, Write};
 use subscriber::Sub;
 use wire::Op;
 
@@ -57,7 +58,7 @@ struct Shared {
 pub struct Cluster {
     shared: Arc<Shared>,
     publish: mpsc::Sender<(String, Bytes)>,
-    presence: mpsc::Sender<Change>,
+    presence: mpsc::Sender<Write>,
     /// Unbounded, yet bounded by what it carries: one change per join, quit, connect or
     /// disconnect of a local client, applied in order as fast as they come.
     subs: mpsc::UnboundedSender<Sub>,
@@ -119,8 +120,8 @@ impl Cluster {
         self.shared.stop.cancel();
     }
 
-    /// Removes this node from the cluster's presence now (graceful shutdown), within the
-    /// command timeout.
+    /// Removes this node from the cluster's presence now (graceful shutdown, after
+    /// [`Cluster::stop`]), within the command timeout.
     pub async fn leave(&self) {
         let Some(conn) = self.shared.conn.load_full() else { return };
         let mut conn = (*conn).clone();
@@ -128,9 +129,9 @@ impl Cluster {
         let sweep = async {
             loop {
                 let mut c = presence::evalsha(&s.scripts.sweep);
-                c.arg(&s.prefix).arg(&*s.node).arg(1000);
-                match c.query_async::<u64>(&mut conn).await {
-                    Ok(0) | Err(_) => break,
+                c.arg(&s.prefix).arg(&*s.node).arg(1000).arg(0);
+                match c.query_async::<i64>(&mut conn).await {
+                    Ok(..=0) | Err(_) => break,
                     Ok(_) => {}
                 }
             }
@@ -143,10 +144,26 @@ impl Cluster {
     }
 
     fn change(&self, c: Change) {
-        if self.presence.try_send(c).is_err() {
+        self.queue((c, None));
+    }
+
+    fn queue(&self, w: Write) {
+        if self.presence.try_send(w).is_err() {
             self.shared.metrics.cluster_presence_dropped_total.inc();
             self.shared.resync.store(true, Relaxed);
         }
+    }
+
+    /// Queues a change and waits until Redis has applied it (only while Redis is reachable,
+    /// and at most the command timeout), so that every node's presence shows it once the
+    /// client is answered.
+    async fn applied(&self, c: Change) {
+        if !self.up() {
+            return self.change(c);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.queue((c, Some(tx)));
+        let _ = tokio::time::timeout(self.shared.timeout, rx).await;
     }
 
     fn channel(&self, to: Target<'_>) -> Option<String> {
@@ -197,16 +214,19 @@ impl Broker for Cluster {
 
     fn connected<'a>(&'a self, client: &'a ClientHandle) -> BoxFuture<'a, ()> {
         let info = client.info();
-        self.change(Change::Connect {
+        let connect = Change::Connect {
             id: info.id.clone(),
             user: info.user.clone(),
             info: link::info_json(&info),
             score: client.connected_at_ms(),
-        });
+        };
         Box::pin(async move {
-            if !client.is_guest() {
-                self.listen(wire::channel(&self.shared.prefix, Target::User(&client.identity.user), None)).await;
-            }
+            let user = async {
+                if !client.is_guest() {
+                    self.listen(wire::channel(&self.shared.prefix, Target::User(&client.identity.user), None)).await;
+                }
+            };
+            tokio::join!(self.applied(connect), user);
         })
     }
 
@@ -221,12 +241,11 @@ impl Broker for Cluster {
     }
 
     fn joined<'a>(&'a self, client: &'a ClientHandle, tag: &'a str) -> BoxFuture<'a, ()> {
-        self.change(Change::Join {
-            id: client.id_str.to_string(),
-            user: client.identity.user.to_string(),
-            tag: tag.into(),
-        });
-        Box::pin(self.listen(wire::channel(&self.shared.prefix, Target::Tag(tag), None)))
+        let join =
+            Change::Join { id: client.id_str.to_string(), user: client.identity.user.to_string(), tag: tag.into() };
+        Box::pin(async move {
+            tokio::join!(self.applied(join), self.listen(wire::channel(&self.shared.prefix, Target::Tag(tag), None)));
+        })
     }
 
     fn quit(&self, client: &ClientHandle, tag: &str) {

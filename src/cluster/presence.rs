@@ -11,12 +11,14 @@
 //! Keys (`p` is the configured prefix):
 //! - `p:nodes` zset node -> last heartbeat (ms, Redis time)
 //! - `p:clients` hash client id -> client info (JSON); `p:order` zset client id -> connect ms (paging)
-//! - `p:nc:<node>` set of the node's client ids; `p:ct:<client>` set of the client's tags
+//! - `p:nc:<node>` set of the node's client ids; `p:gone:<node>` those of a node being swept
+//! - `p:ct:<client>` set of the client's tags
 //! - `p:tm:<tag>` hash client id -> user id (members); `p:tags` hash tag -> members; `p:users` hash user -> connections
 
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
+use tokio::sync::oneshot;
 
 use crate::delivery::{ClientInfo, Online};
 
@@ -77,23 +79,42 @@ drop(p, node, cid)
 add(p, node, cid, user, ARGV[5], ARGV[6])
 for i = 7, #ARGV do join(p, cid, user, ARGV[i]) end
 return 1"#;
-/// Writes this node's heartbeat and returns the nodes silent for longer than the TTL.
+/// Writes this node's heartbeat; returns whether the node was missing from `p:nodes` (its
+/// first heartbeat, or it was presumed dead and swept while alive) and the nodes silent for
+/// longer than the TTL.
 /// ARGV: p, node, ttl_ms.
 const HEARTBEAT: &str = r#"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-redis.call('ZADD', ARGV[1]..':nodes', now, ARGV[2])
-return redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '-inf', now - tonumber(ARGV[3]))"#;
-/// Drops up to `batch` of a dead node's clients; returns how many are left (0: node gone).
-/// ARGV: p, node, batch.
+local missing = redis.call('ZADD', ARGV[1]..':nodes', now, ARGV[2])
+return {missing, redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '-inf', now - tonumber(ARGV[3]))}"#;
+/// Drops up to `batch` of a dead node's clients; returns how many are left (0: node gone, -1:
+/// nothing to sweep, the node is alive).
+///
+/// The first call claims the node while it is still silent past the TTL: it leaves `p:nodes`
+/// and its client set moves to `p:gone:<node>`, which the sweep drains. A node that was only
+/// stalled sees itself missing at its next heartbeat and resyncs into a fresh `p:nc:<node>`;
+/// the sweep skips every client the resync wrote back, so the two may interleave, and drains
+/// `p:gone:<node>` to the end even when the node is back.
+/// ARGV: p, node, batch, ttl_ms (0: claim at once, for a node leaving).
 const SWEEP: &str = r#"
 local p, node = ARGV[1], ARGV[2]
-for _, cid in ipairs(redis.call('SPOP', p..':nc:'..node, tonumber(ARGV[3]))) do
-  drop(p, node, cid)
+local live, gone = p..':nc:'..node, p..':gone:'..node
+local seen = redis.call('ZSCORE', p..':nodes', node)
+local t = redis.call('TIME')
+local silent = seen and tonumber(seen) <= t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[4])
+if seen and not silent and redis.call('EXISTS', gone) == 0 then return -1 end
+if silent then
+  redis.call('ZREM', p..':nodes', node)
+  if redis.call('EXISTS', live) == 1 then
+    redis.call('SUNIONSTORE', gone, gone, live)
+    redis.call('DEL', live)
+  end
 end
-local left = redis.call('SCARD', p..':nc:'..node)
-if left == 0 then redis.call('ZREM', p..':nodes', node) end
-return left"#;
+for _, cid in ipairs(redis.call('SPOP', gone, tonumber(ARGV[3]))) do
+  if redis.call('SISMEMBER', live, cid) == 0 then drop(p, node, cid) end
+end
+return redis.call('SCARD', gone)"#;
 
 /// A Lua script and its SHA1, for `EVALSHA`.
 pub struct Lua {
@@ -147,6 +168,10 @@ pub fn evalsha(script: &Lua) -> redis::Cmd {
     c.arg(&script.sha).arg(0);
     c
 }
+
+/// A change and, when its caller waits for it, who to tell once Redis has applied it
+/// (dropped unanswered when it could not be).
+pub type Write = (Change, Option<oneshot::Sender<()>>);
 
 /// One presence change of a local client, applied in order by the link task.
 #[derive(Debug)]

@@ -139,6 +139,12 @@ impl Node {
         .await;
     }
 
+    /// Sends the process a signal by name (`STOP`, `CONT`).
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill -{name}");
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -242,11 +248,9 @@ async fn http_sends_and_presence_on_any_node_see_the_whole_cluster() {
         assert_eq!(c.request("join", json!({"id": "room"})).await["code"], 0);
         clients.push(c);
     }
+    // Connects and joins are answered once Redis holds their presence: no waiting here.
     for n in &nodes {
-        wait_until("presence counts every node's clients", TIMEOUT, async || {
-            n.get("/api/online").await.1 == json!({"clients": 3, "users": 3, "tags": 1})
-        })
-        .await;
+        assert_eq!(n.get("/api/online").await.1, json!({"clients": 3, "users": 3, "tags": 1}));
         let (_, page) = n.get("/api/clients?page=1&per_page=2").await;
         assert_eq!((page["total"].clone(), page["clients"].as_array().unwrap().len()), (json!(3), 2), "{page}");
         let (_, rest) = n.get("/api/clients?page=2&per_page=2").await;
@@ -338,6 +342,33 @@ async fn a_node_killed_with_sigkill_vanishes_from_presence_within_the_bound() {
     .await;
     assert!(killed.elapsed() < Duration::from_secs(5), "swept after {:?}", killed.elapsed());
     assert_eq!(nodes[0].metric("cluster_nodes_swept_total").await, 1);
+}
+
+#[tokio::test]
+async fn a_node_stalled_past_the_ttl_is_swept_then_writes_its_presence_back() {
+    let (_redis, nodes) = cluster(2).await;
+    let _a = nodes[0].connect("stays").await;
+    let mut b = nodes[1].connect("stalls").await;
+    assert_eq!(b.request("join", json!({"id": "room"})).await["code"], 0);
+    let both = json!({"clients": 2, "users": 2, "tags": 1});
+    assert_eq!(nodes[0].get("/api/online").await.1, both);
+    // Alive but silent past the TTL (a frozen VM, a stopped process): the survivor sweeps it.
+    nodes[1].signal("STOP");
+    wait_until("the survivor sweeps the silent node", TIMEOUT, async || {
+        nodes[0].metric("cluster_nodes_swept_total").await == 1
+    })
+    .await;
+    assert_eq!(nodes[0].get("/api/online").await.1, json!({"clients": 1, "users": 1, "tags": 0}));
+    nodes[1].signal("CONT");
+    wait_until("the node finds itself swept and writes its presence back", TIMEOUT, async || {
+        nodes[0].get("/api/online").await.1 == both
+    })
+    .await;
+    assert_eq!(nodes[1].metric("cluster_rejoins_total").await, 1);
+    let (status, info) = nodes[0].get(&format!("/api/clients/{}", b.id)).await;
+    assert_eq!((status, info["tags"].clone()), (200, json!(["room"])), "{info}");
+    nodes[0].post("/api/send/tag", json!({"tag": "room", "event": "back", "data": 1})).await;
+    expect(&mut b, "back", &json!(1)).await;
 }
 
 #[tokio::test]
