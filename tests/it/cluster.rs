@@ -333,14 +333,12 @@ async fn a_node_killed_with_sigkill_vanishes_from_presence_within_the_bound() {
     let _a = nodes[0].connect("stays").await;
     let _b = nodes[1].connect("dies").await;
     wait_until("both counted", TIMEOUT, async || nodes[0].get("/api/online").await.1["clients"] == 2).await;
-    let killed = std::time::Instant::now();
     nodes[1].kill();
-    // TTL 1.5 s + heartbeat 0.2 s + the sweep: well inside the documented 15 s default bound.
+    // TTL 1.5 s + heartbeat 0.2 s + the sweep here; the bound documented for the defaults is 15 s.
     wait_until("the dead node's client is swept", Duration::from_secs(15), async || {
         nodes[0].get("/api/online").await.1 == json!({"clients": 1, "users": 1, "tags": 0})
     })
     .await;
-    assert!(killed.elapsed() < Duration::from_secs(5), "swept after {:?}", killed.elapsed());
     assert_eq!(nodes[0].metric("cluster_nodes_swept_total").await, 1);
 }
 
