@@ -4,8 +4,9 @@
 //! what its parts share; [`auth`] admits connections; [`session`] is one connection's hot path
 //! (frame in, handler call, frames out); [`protocol`] is the wire format; [`delivery`] is the
 //! send API and presence (one connection's outbox, this node's hub, a cluster broker's seam);
-//! [`cluster`] is that broker over Redis; [`runtime`] runs the WASM handlers; [`http_api`] is the operator's API; [`web`] the demo and admin pages; [`metrics`] counts;
-//! [`shard`] splits per-thread state.
+//! [`cluster`] is that broker over Redis; [`runtime`] runs the WASM handlers; [`http_api`] is
+//! the operator's API; [`web`] the demo and admin pages; [`metrics`] counts; [`shard`] splits
+//! per-thread state.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -22,3 +23,10 @@ pub mod server;
 pub mod session;
 pub mod shard;
 pub mod web;
+
+/// The unit property tests' settings: 256 cases each, and no failure files written into the
+/// source tree.
+#[cfg(test)]
+fn proptest_config() -> proptest::test_runner::Config {
+    proptest::test_runner::Config { cases: 256, failure_persistence: None, ..Default::default() }
+}

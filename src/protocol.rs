@@ -454,7 +454,7 @@ mod props {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+        #![proptest_config(crate::proptest_config())]
 
         #[test]
         fn any_text(text in ".{0,200}") {

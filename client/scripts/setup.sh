@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the client's tests need (idempotent): Debian's chromium for the browser tests
 # (playwright-core drives it; its own browser download is not used) and the npm devDependencies
-# (npm ci, from package-lock.json; skipped when installed). Then: `npm test` (unit) and `node test/browser/run.mjs`.
+# (npm ci, from package-lock.json; skipped when installed). Then: `npm test` (unit) and
+# `node test/browser/run.mjs`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then

@@ -89,15 +89,12 @@ pub async fn run(shared: Arc<Shared>, mut q: Queues) {
                 () = shared.stop.cancelled() => return,
                 Some(first) = q.publish.recv() => publish(&shared, &mut conn, first, &mut q.publish).await,
                 Some(first) = q.presence.recv() => write(&shared, &mut conn, first, &mut q.presence).await,
-                _ = tick.tick() => match heartbeat(&shared, &mut conn).await {
-                    Ok(true) => {
-                        // Silent past the TTL (a stall, not a death): another node swept us.
-                        tracing::warn!(node = %shared.node, "cluster: this node was presumed dead and swept; resyncing");
-                        shared.metrics.cluster_rejoins_total.inc();
-                        resync(&shared, &mut conn).await
-                    }
-                    r => r.map(|_| ()),
-                },
+                _ = tick.tick() => heartbeat(&shared, &mut conn).await.map(|missing| if missing {
+                    // Silent past the TTL (a stall, not a death): another node swept us.
+                    tracing::warn!(node = %shared.node, "cluster: this node was presumed dead and swept; resyncing");
+                    shared.metrics.cluster_rejoins_total.inc();
+                    shared.resync.store(true, Relaxed);
+                }),
             };
             if let Err(e) = r {
                 break e;

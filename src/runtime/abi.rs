@@ -234,7 +234,7 @@ mod props {
     use super::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+        #![proptest_config(crate::proptest_config())]
 
         #[test]
         fn any_fields_are_written_as_documented(

@@ -7,8 +7,9 @@
 //! core ABI's host functions over `string`s: the same checks, frames, budget and delivery
 //! seam ([`HostState`]). WASI gives a component clocks, random and stdout/stderr (to the
 //! guest log, a line at a time), and nothing else: no preopened directory, no environment,
-//! every socket refused (the context itself is [`super::wasi`]'s). It must never hand a component anything its manifest entry does not
-//! grant: what it may import is decided here, at load.
+//! every socket refused (the context itself is [`super::wasi`]'s). It must never hand a
+//! component anything its manifest entry does not grant: what it may import is decided here,
+//! at load.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -285,7 +285,7 @@ mod props {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+        #![proptest_config(crate::proptest_config())]
 
         #[test]
         fn reads(mem in memory(), ptr in arg(), len in arg()) {

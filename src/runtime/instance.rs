@@ -4,8 +4,8 @@
 //! Owns [`Code`] (what a version is instantiated from), [`HandlerInstance`] (an instance with
 //! what a call needs resolved once: a core module's here, a component's in
 //! [`super::component`]) and the [`WarmPool`] of idle instances of one version. It must
-//! never decide routing or policy: the runtime says which module, export and
-//! mode; this only runs what it is given.
+//! never decide routing or policy: the runtime says which module, export and mode; this only
+//! runs what it is given.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -1,13 +1,13 @@
 //! Building a route table from the manifest on disk, beside the one serving.
 //!
-//! Owns the rules of a load, in three steps the runtime runs: [`plan`] (read and hash a module
-//! file: an unchanged module, same hash and same spec, keeps its compiled version), [`compile`]
-//! (a new version, slow, run per module on the blocking pool so that one big module never
-//! delays another's swap), [`assemble`] (the routes over whatever versions are ready; a route
-//! whose module cannot serve keeps its previous route). A module that fails keeps its previous
-//! version and records the error. And the bookkeeping operators see (`/admin/modules`). It must
-//! never swap the table itself: the serving table (`table.rs`) decides whether a result is served (at startup,
-//! only one without errors).
+//! Owns the rules of a load, in three steps the serving table ([`super::table`]) runs: [`plan`]
+//! (read and hash a module file: an unchanged module, same hash and same spec, keeps its
+//! compiled version), [`compile`] (a new version, slow, run per module on the blocking pool so
+//! that one big module never delays another's swap), [`assemble`] (the routes over whatever
+//! versions are ready; a route whose module cannot serve keeps its previous route). A module
+//! that fails keeps its previous version and records the error. And the bookkeeping operators
+//! see (`/admin/modules`). It must never swap the table itself: the serving table decides
+//! whether a result is served (at startup, only one without errors).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -3,9 +3,8 @@
 //!
 //! Owns the per-call budget (deadline, sends, bytes), the memory and table limiter (with a
 //! component instance's pool budget), and the module-wide penalty clock. It must never reach
-//! a connection except through the delivery
-//! seam, and never keep a module version alive (warm instances hold a [`ModuleInfo`], not the
-//! compiled module).
+//! a connection except through the delivery seam, and never keep a module version alive (warm
+//! instances hold a [`ModuleInfo`], not the compiled module).
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -246,13 +246,7 @@ async fn blocked_on_its_ping(
     s: &TestServer,
 ) -> (tokio::task::JoinHandle<()>, String, tokio::sync::mpsc::Receiver<Message>) {
     let state = s.server.as_ref().unwrap().state.clone();
-    let identity = switchyard::auth::Identity {
-        user: "stalled".into(),
-        tags: Vec::new(),
-        claims: "{}".into(),
-        admin: false,
-        exp: None,
-    };
+    let identity = switchyard::auth::Identity { user: "stalled".into(), ..switchyard::auth::Identity::guest() };
     let limit = state.config.ws.outbound_queue_bytes;
     let client = state.delivery.connect(identity, [127, 0, 0, 1].into(), "stalled-peer", limit).await;
     let id = client.id_str.to_string();
