@@ -1,6 +1,6 @@
 //! Building a route table from the manifest on disk, beside the one serving.
 //!
-//! Owns the rules of a load, in three steps the serving table ([`super::table`]) runs: [`plan`]
+//! Owns the rules of a load, in three steps the serving table (`table.rs`) runs: [`plan`]
 //! (read and hash a module file: an unchanged module, same hash and same spec, keeps its
 //! compiled version), [`compile`] (a new version, slow, run per module on the blocking pool so
 //! that one big module never delays another's swap), [`assemble`] (the routes over whatever
